@@ -1,0 +1,337 @@
+"""The operational store: the system of record for editable CRM entities (ARCHITECTURE.md point 3).
+
+SQLite (WAL mode) by default, PostgreSQL by URL; the same migrations create the same schema in both.
+Every row carries `version` (optimistic lock) and `updated_at`; every change made through `create`,
+`update` or `archive` writes its audit row in the same transaction, and an update whose expected
+version is no longer current is refused with `StaleEditError` instead of overwriting someone's save.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
+
+from pipelines.contract import Entity, load_contract
+from pipelines.lib.store.validation import RecordValidationError, validate_record
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+__all__ = ["OperationalStore", "StaleEditError", "RecordValidationError", "RecordNotFoundError"]
+
+
+class StaleEditError(RuntimeError):
+    """Someone saved the record after the editor loaded it; the edit must be redone on fresh data."""
+
+
+class RecordNotFoundError(LookupError):
+    """The record to change does not exist (or was erased)."""
+
+
+def _sqlalchemy_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _as_text(value: Any) -> str | None:
+    """Render a stored value the way landing files carry it, so ingestion validates both alike."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep="T", timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+class OperationalStore:
+    """Access to the operational database named by a URL (`sqlite:///path` or `postgresql://...`)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.dialect = "postgresql" if url.startswith(("postgresql", "postgres")) else "sqlite"
+        if self.dialect == "sqlite":
+            path = Path(url.split(":///", 1)[1])
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(_sqlalchemy_url(url), future=True, pool_pre_ping=True)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.contract = load_contract()
+
+    @property
+    def display_url(self) -> str:
+        """The URL without a password, for messages."""
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- schema -----------------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied, each in its own transaction. Returns their names."""
+        applied: list[str] = []
+        with self.engine.begin() as conn:
+            conn.execute(text(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+            ))
+            done = {row[0] for row in conn.execute(text("SELECT name FROM schema_migrations"))}
+        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+            if path.stem in done:
+                continue
+            with self.engine.begin() as conn:
+                for statement in _split_sql(path.read_text(encoding="utf-8")):
+                    conn.execute(text(statement))
+                conn.execute(text("INSERT INTO schema_migrations (name, applied_at) VALUES (:n, :t)"),
+                             {"n": path.stem, "t": _now()})
+            applied.append(path.stem)
+        return applied
+
+    def table_columns(self, table: str) -> list[str]:
+        """Column names of a store table, in order (used to check the schema against the contract)."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                return [row[1] for row in conn.execute(text(f"PRAGMA table_info({_ident(table)})"))]
+            rows = conn.execute(text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = :t AND table_schema = current_schema() ORDER BY ordinal_position"
+            ), {"t": table})
+            return [row[0] for row in rows]
+
+    # --- bulk paths (generator, restore) ------------------------------------------------------------
+    def bulk_insert(self, entity_name: str, frame: pl.DataFrame) -> int:
+        """Insert many rows at once (version 1, no audit): for loading an initial data set only."""
+        entity = self.contract.entity(entity_name)
+        columns = [c for c in entity.column_names if c in frame.columns]
+        rows = _python_rows(frame.select(columns), entity)
+        placeholders = ", ".join(["?" if self.dialect == "sqlite" else "%s"] * len(columns))
+        sql = f"INSERT INTO {_ident(entity.name)} ({', '.join(columns)}) VALUES ({placeholders})"
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if self.dialect == "postgresql":
+                with cur.copy(f"COPY {_ident(entity.name)} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cur.executemany(sql, rows)
+            raw.commit()
+        finally:
+            raw.close()
+        return frame.height
+
+    def read_frame(self, entity_name: str) -> pl.DataFrame:
+        """All rows of an entity as text columns, the shape landing files have, for ingestion."""
+        entity = self.contract.entity(entity_name)
+        columns = entity.column_names
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(f"SELECT {', '.join(columns)} FROM {_ident(entity.name)} ORDER BY {entity.primary_key}")
+            data = [[_as_text(v) for v in row] for row in cur.fetchall()]
+        finally:
+            raw.close()
+        return pl.DataFrame(data, schema={c: pl.String for c in columns}, orient="row")
+
+    # --- record editing -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def get(self, entity_name: str, record_id: str, conn: Connection | None = None) -> dict[str, Any] | None:
+        entity = self.contract.entity(entity_name)
+        sql = text(f"SELECT * FROM {_ident(entity.name)} WHERE {entity.primary_key} = :id")
+        if conn is None:
+            with self.engine.connect() as c:
+                row = c.execute(sql, {"id": record_id}).mappings().first()
+        else:
+            row = conn.execute(sql, {"id": record_id}).mappings().first()
+        return _normalise(dict(row), entity) if row else None
+
+    def create(self, entity_name: str, values: Mapping[str, Any], actor: str) -> dict[str, Any]:
+        """Insert a new record after validation; returns it as stored (version 1)."""
+        entity = self.contract.entity(entity_name)
+        record = dict(values)
+        now = _now()
+        record.setdefault(entity.primary_key, f"{entity.name[:3].upper()}-{uuid.uuid4().hex[:12]}")
+        for column in ("created_at", entity.updated_at):
+            if column in entity.column_names and not record.get(column):
+                record[column] = now
+        if "is_archived" in entity.column_names:
+            record.setdefault("is_archived", False)
+        clean = validate_record(entity, record, lookup=self._exists)
+        with self.engine.begin() as conn:
+            if self.get(entity.name, clean[entity.primary_key], conn) is not None:
+                raise RecordValidationError({entity.primary_key: "a record with this id already exists"})
+            cols = list(clean)
+            conn.execute(text(f"INSERT INTO {_ident(entity.name)} ({', '.join(cols)}, version) "
+                              f"VALUES ({', '.join(':' + c for c in cols)}, 1)"), clean)
+            after = self.get(entity.name, clean[entity.primary_key], conn)
+            self._audit(conn, actor, "create", entity, clean[entity.primary_key], None, after)
+            self._after_change(conn, entity, None, after, actor)
+        return after
+
+    def update(self, entity_name: str, record_id: str, changes: Mapping[str, Any], expected_version: int,
+               actor: str, action: str = "update") -> dict[str, Any]:
+        """Apply `changes` if the record is still at `expected_version`; otherwise raise StaleEditError."""
+        entity = self.contract.entity(entity_name)
+        if entity.primary_key in changes and changes[entity.primary_key] != record_id:
+            raise RecordValidationError({entity.primary_key: "the id of a record cannot be changed"})
+        with self.engine.begin() as conn:
+            before = self.get(entity.name, record_id, conn)
+            if before is None:
+                raise RecordNotFoundError(f"{entity.name} {record_id} does not exist")
+            merged = {k: v for k, v in before.items() if k != "version"}
+            merged.update(changes)
+            merged[entity.updated_at] = _now()
+            clean = validate_record(entity, merged, lookup=self._exists)
+            sets = ", ".join(f"{c} = :{c}" for c in clean if c != entity.primary_key)
+            result = conn.execute(
+                text(f"UPDATE {_ident(entity.name)} SET {sets}, version = version + 1 "
+                     f"WHERE {entity.primary_key} = :__id AND version = :__version"),
+                {**clean, "__id": record_id, "__version": int(expected_version)},
+            )
+            if result.rowcount != 1:
+                raise StaleEditError(
+                    f"{entity.name} {record_id} was changed by someone else since you opened it "
+                    f"(you had version {expected_version}, it is now {before['version']}); "
+                    "reload it and apply your change again."
+                )
+            after = self.get(entity.name, record_id, conn)
+            self._audit(conn, actor, action, entity, record_id, before, after)
+            self._after_change(conn, entity, before, after, actor)
+        return after
+
+    def archive(self, entity_name: str, record_id: str, expected_version: int, actor: str) -> dict[str, Any]:
+        """Soft-delete: the record stays for history and audit but is flagged `is_archived`."""
+        entity = self.contract.entity(entity_name)
+        if "is_archived" not in entity.column_names:
+            raise RecordValidationError({"is_archived": f"{entity.name} records cannot be archived"})
+        return self.update(entity_name, record_id, {"is_archived": True}, expected_version, actor, action="archive")
+
+    def audit_rows(self, entity_name: str | None = None, record_id: str | None = None) -> list[dict[str, Any]]:
+        clauses, params = [], {}
+        if entity_name:
+            clauses.append("entity = :e")
+            params["e"] = entity_name
+        if record_id:
+            clauses.append("record_id = :r")
+            params["r"] = record_id
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT * FROM audit_log {where} ORDER BY occurred_at, audit_id"), params)
+            return [dict(r) for r in rows.mappings()]
+
+    # --- internals ------------------------------------------------------------------------------------
+    def _exists(self, entity_name: str, record_id: str) -> bool | None:
+        """Foreign-key lookup for validation; None when the target lives only in landing files."""
+        entity = self.contract.entity(entity_name)
+        if not entity.in_store:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(text(f"SELECT 1 FROM {_ident(entity.name)} WHERE {entity.primary_key} = :id"),
+                               {"id": record_id}).first()
+        return row is not None
+
+    def _audit(self, conn: Connection, actor: str, action: str, entity: Entity, record_id: str,
+               before: dict | None, after: dict | None) -> None:
+        conn.execute(text(
+            "INSERT INTO audit_log (audit_id, occurred_at, actor, action, entity, record_id, before_json, after_json) "
+            "VALUES (:id, :t, :actor, :action, :entity, :rid, :before, :after)"
+        ), {
+            "id": uuid.uuid4().hex, "t": datetime.now(UTC).replace(tzinfo=None), "actor": actor,
+            "action": action, "entity": entity.name, "rid": record_id,
+            "before": json.dumps({k: _jsonable(v) for k, v in before.items()}, sort_keys=True) if before else None,
+            "after": json.dumps({k: _jsonable(v) for k, v in after.items()}, sort_keys=True) if after else None,
+        })
+
+    def _after_change(self, conn: Connection, entity: Entity, before: dict | None, after: dict, actor: str) -> None:
+        """A deal whose stage changes records a stage event, so funnel history stays complete."""
+        if entity.name != "opportunities":
+            return
+        from_stage = before["stage"] if before else None
+        if from_stage == after["stage"]:
+            return
+        conn.execute(text(
+            "INSERT INTO opportunity_stage_history "
+            "(stage_event_id, opportunity_id, from_stage, to_stage, changed_at, changed_by_user_id, version) "
+            "VALUES (:id, :opp, :f, :t, :at, :by, 1)"
+        ), {"id": f"SE-{uuid.uuid4().hex[:16]}", "opp": after["opportunity_id"], "f": from_stage,
+            "t": after["stage"], "at": after["updated_at"], "by": actor if actor.startswith("U") else None})
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _ident(name: str) -> str:
+    """Table names come from the contract only; refuse anything else outright."""
+    if not _IDENT.match(name):
+        raise ValueError(f"not a valid table name: {name!r}")
+    return name
+
+
+def _split_sql(script: str) -> list[str]:
+    body = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def _python_rows(frame: pl.DataFrame, entity: Entity) -> Iterable[tuple]:
+    """Rows ready for the DB driver: timestamps and dates as ISO text, booleans as 0/1 or bool."""
+    casts = []
+    for name in frame.columns:
+        dtype = frame.schema[name]
+        if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+            casts.append(pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        elif dtype == pl.Date:
+            casts.append(pl.col(name).dt.strftime("%Y-%m-%d"))
+        else:
+            casts.append(pl.col(name))
+    return frame.select(casts).iter_rows()
+
+
+def _normalise(row: dict[str, Any], entity: Entity) -> dict[str, Any]:
+    """Make values read back from SQLite and PostgreSQL look the same (bool, ISO text timestamps)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in entity.column_names:
+            col_type = entity.column(key).type
+            if col_type == "boolean" and value is not None:
+                value = bool(value) if not isinstance(value, str) else value.lower() in ("1", "true")
+            elif col_type in ("timestamp", "date"):
+                value = _as_text(value)
+                if isinstance(value, str) and col_type == "timestamp":
+                    value = value.replace(" ", "T")[:19]
+        out[key] = value
+    return out
