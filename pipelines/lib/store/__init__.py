@@ -151,7 +151,9 @@ class OperationalStore:
         try:
             cur = raw.cursor()
             cur.execute(f"SELECT {', '.join(columns)} FROM {_ident(entity.name)} ORDER BY {entity.primary_key}")
-            data = [[_as_text(v) for v in row] for row in cur.fetchall()]
+            booleans = [entity.column(c).type == "boolean" for c in columns]
+            data = [[_as_text(bool(v) if flag and v is not None else v) for v, flag in zip(row, booleans, strict=True)]
+                    for row in cur.fetchall()]
         finally:
             raw.close()
         return pl.DataFrame(data, schema={c: pl.String for c in columns}, orient="row")
