@@ -74,5 +74,39 @@ def store_migrate(home: Path = HomeOption) -> None:
                   f"{len(applied)} migration(s) applied ({', '.join(applied) or 'up to date'}).")
 
 
+@app.command("backup")
+def backup_cmd(
+    folder: Path = typer.Argument(..., help="New, empty folder to write the backup into."),
+    home: Path = HomeOption,
+) -> None:
+    """Take a consistent backup (operational store, warehouse, snapshot, model artifacts); safe while the portal runs."""
+    from pipelines.lib.backup import BackupError, backup
+
+    try:
+        result = backup(_home(home), folder)
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"Backup of {len(result.files)} files written to [bold]{result.folder}[/bold] "
+                  f"in {result.seconds:.1f}s.")
+
+
+@app.command("restore")
+def restore_cmd(
+    folder: Path = typer.Argument(..., help="A folder written by `crm backup`."),
+    home: Path = HomeOption,
+) -> None:
+    """Restore a backup into a fresh, empty home."""
+    from pipelines.lib.backup import BackupError, restore
+
+    target = _home(home)
+    try:
+        files = restore(folder, target)
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"Restored {len(files)} files into [bold]{target.root}[/bold].")
+
+
 if __name__ == "__main__":
     app()
