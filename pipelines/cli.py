@@ -108,5 +108,168 @@ def restore_cmd(
     console.print(f"Restored {len(files)} files into [bold]{target.root}[/bold].")
 
 
+# --- ingest / pipeline runs (issue 3) ---------------------------------------------------------------
+@app.command("run")
+def run_cmd(
+    home: Path = HomeOption,
+    job: str = typer.Option("full_build_job", "--job", help="Job to run: full_build_job or ingest_job."),
+) -> None:
+    """Run the whole pipeline in-process on the home's Dagster instance (visible in `crm ui`)."""
+    from pipelines.lib.run_cli import run_pipeline_command
+
+    raise typer.Exit(run_pipeline_command(_home(home), job, console))
+
+
+@app.command("ui")
+def ui_cmd(
+    home: Path = HomeOption,
+    port: int = typer.Option(3000, "--port", help="Port of the Dagster webserver."),
+) -> None:
+    """Start the Dagster UI with its daemon (schedules, sensors, run queue) on the home's instance."""
+    from pipelines.lib.run_cli import start_dagster_ui
+
+    raise typer.Exit(start_dagster_ui(_home(home), port, console))
+
+
+@app.command("bench")
+def bench_cmd(
+    customers: int = typer.Option(10_000, "--customers", min=10, help="Scale: number of customers."),
+    out: Path = typer.Option(None, "--out", help="Folder for the benchmark home (default: a temporary one)."),
+    seed: int = typer.Option(7, "--seed", help="Random seed of the generated data."),
+    steps: str = typer.Option("", "--steps", help="Comma-separated step names to run (default: all)."),
+) -> None:
+    """Generate data at a scale, run the pipeline and print JSON figures (seconds, rows/s, memory)."""
+    import json
+
+    from pipelines.lib.bench import run_bench
+
+    figures = run_bench(customers=customers, out=out, seed=seed,
+                        steps=[s.strip() for s in steps.split(",") if s.strip()] or None, console=console)
+    print(json.dumps(figures, indent=2))
+
+
+# --- portal (issue 6) -------------------------------------------------------------------------------------
+user_app = typer.Typer(help="Portal sign-ins: who may use the portal and with which role.")
+app.add_typer(user_app, name="user")
+
+
+def _portal_users(home: Path | None):
+    from pipelines.lib.portal_users import PortalUsers
+    from pipelines.lib.store import OperationalStore
+
+    store = OperationalStore(_home(home).ensure().operational_db_url)
+    store.migrate()
+    return PortalUsers(store)
+
+
+def _portal_user_call(fn, *args, **kwargs):
+    from pipelines.lib.portal_users import PortalUserError
+
+    try:
+        return fn(*args, **kwargs)
+    except PortalUserError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@user_app.command("add")
+def user_add(
+    username: str = typer.Argument(..., help="Sign-in name."),
+    role: str = typer.Option(..., "--role", help="admin, manager, sales_rep or analyst."),
+    user_id: str = typer.Option(None, "--user-id", help="CRM user (required for sales_rep)."),
+    team_id: str = typer.Option(None, "--team-id", help="Team (managers; taken from --user-id if omitted)."),
+    password: str = typer.Option(..., "--password", prompt=True, hide_input=True, confirmation_prompt=True),
+    home: Path = HomeOption,
+) -> None:
+    """Create a portal sign-in (the password is stored as a bcrypt hash only)."""
+    user = _portal_user_call(_portal_users(home).add, username, password, role, user_id=user_id, team_id=team_id)
+    console.print(f"Sign-in [bold]{user.username}[/bold] created: {user.role}, user {user.user_id or '-'}, "
+                  f"team {user.team_id or '-'}.")
+
+
+@user_app.command("list")
+def user_list(home: Path = HomeOption) -> None:
+    """List portal sign-ins."""
+    from rich.table import Table
+
+    table = Table("username", "role", "user_id", "team_id", "active", "updated_at")
+    for u in _portal_users(home).list():
+        table.add_row(u.username, u.role, u.user_id or "", u.team_id or "", "yes" if u.is_active else "no",
+                      u.updated_at)
+    console.print(table)
+
+
+@user_app.command("set-password")
+def user_set_password(
+    username: str = typer.Argument(...),
+    password: str = typer.Option(..., "--password", prompt=True, hide_input=True, confirmation_prompt=True),
+    home: Path = HomeOption,
+) -> None:
+    """Change a sign-in's password."""
+    _portal_user_call(_portal_users(home).set_password, username, password)
+    console.print(f"Password of [bold]{username}[/bold] changed.")
+
+
+@user_app.command("disable")
+def user_disable(username: str = typer.Argument(...), home: Path = HomeOption) -> None:
+    """Disable a sign-in (it stays for the audit trail; it can no longer sign in)."""
+    _portal_user_call(_portal_users(home).disable, username)
+    console.print(f"Sign-in [bold]{username}[/bold] disabled.")
+
+
+def _serve_portal(target: CrmHome, port: int, address: str) -> None:
+    import subprocess
+
+    from app.serve import portal_command, portal_env
+
+    console.print(f"Portal for [bold]{target.root}[/bold] at [bold]http://{address}:{port}[/bold] "
+                  "(Ctrl+C stops it).")
+    try:
+        subprocess.run(portal_command(port, address), env=portal_env(target), check=False)
+    except KeyboardInterrupt:
+        console.print("Portal stopped.")
+
+
+@app.command("portal")
+def portal_cmd(
+    home: Path = HomeOption,
+    port: int = typer.Option(8501, "--port", help="Port to serve the portal on."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on."),
+) -> None:
+    """Serve the Streamlit portal on the home's published snapshot and operational store."""
+    target = _home(home).ensure()
+    _portal_users(home)  # make sure the sign-in table exists
+    _serve_portal(target, port, address)
+
+
+@app.command("up")
+def up_cmd(
+    home: Path = HomeOption,
+    port: int = typer.Option(8501, "--port", help="Port to serve the portal on."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on."),
+    skip_run: bool = typer.Option(False, "--skip-run", help="Serve the current snapshot without a new run."),
+) -> None:
+    """Run the pipeline end to end, seed the demo sign-ins, then serve the portal and print its address."""
+    from rich.table import Table
+
+    from pipelines.lib.portal_users import seed_demo_users
+
+    target = _home(home).ensure()
+    if not skip_run:
+        from pipelines.lib.run_cli import run_pipeline_command
+
+        code = run_pipeline_command(target, "full_build_job", console)
+        if code:
+            console.print("[red]The pipeline run failed; the portal was not started. See the messages above.[/red]")
+            raise typer.Exit(code)
+    users = _portal_users(home)
+    demo = seed_demo_users(users.store)
+    table = Table("username", "password", "role", "sees", title="Demo sign-ins")
+    for row in demo:
+        table.add_row(row["username"], row["password"], row["role"], row["scope"])
+    console.print(table)
+    _serve_portal(target, port, address)
+
+
 if __name__ == "__main__":
     app()

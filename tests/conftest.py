@@ -38,3 +38,187 @@ def postgres_url(postgres_server_url: str):
     yield f"{postgres_server_url}{sep}options={quote(f'-csearch_path={schema}')}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# --- dbt engineer B: the generated source files read back independently with polars --------------------------
+
+
+def _typed_text_frame(entity, frame):
+    """Cast a frame of text columns to the contract types (the same rules as the import contract)."""
+    import polars as pl
+
+    exprs = []
+    for column in entity.columns:
+        text = pl.col(column.name).cast(pl.String).str.strip_chars()
+        text = pl.when(text == "").then(None).otherwise(text)
+        if column.type == "integer":
+            expr = text.cast(pl.Float64).cast(pl.Int64)
+        elif column.type == "decimal":
+            expr = text.cast(pl.Float64)
+        elif column.type == "boolean":
+            expr = text.str.to_lowercase().replace_strict(
+                {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False},
+                default=None, return_dtype=pl.Boolean)
+        elif column.type == "date":
+            expr = text.str.slice(0, 10).str.to_date("%Y-%m-%d")
+        elif column.type == "timestamp":
+            expr = text.str.replace("T", " ").str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us")
+        else:
+            expr = text
+        exprs.append(expr.alias(column.name))
+    return frame.select(exprs)
+
+
+def read_generated_entity(home, entity_name: str):
+    """One contract entity as the generator wrote it (landing files and/or the SQLite store), typed, one row
+    per primary key (the latest `updated_at` wins, as the contract says). Independent of ingestion and dbt."""
+    import sqlite3
+
+    import polars as pl
+
+    from pipelines.contract import load_contract
+
+    entity = load_contract().entity(entity_name)
+    names = [c.name for c in entity.columns]
+    parts = []
+    if "store" in entity.source and home.operational_db.exists():
+        with sqlite3.connect(home.operational_db) as conn:
+            # identifiers come from the contract, never from user input
+            cursor = conn.execute(f"select {', '.join(names)} from {entity_name}")  # noqa: S608
+            rows = cursor.fetchall()
+        parts.append(pl.DataFrame(
+            {name: [None if r[i] is None else str(r[i]) for r in rows] for i, name in enumerate(names)},
+            schema={name: pl.String for name in names}))
+    folder = home.landing / entity_name
+    if "landing" in entity.source and folder.exists():
+        for path in sorted(folder.iterdir()):
+            suffix = path.suffix.lower()
+            if suffix == ".csv":
+                frame = pl.read_csv(path, infer_schema=False)
+            elif suffix in (".jsonl", ".ndjson", ".json"):
+                frame = pl.read_ndjson(path, infer_schema_length=None)
+            elif suffix == ".parquet":
+                frame = pl.read_parquet(path)
+            else:
+                continue
+            frame = frame.select([
+                (pl.col(n).cast(pl.String) if n in frame.columns else pl.lit(None, dtype=pl.String)).alias(n)
+                for n in names])
+            parts.append(frame)
+    typed = _typed_text_frame(entity, pl.concat(parts, how="vertical"))
+    return (typed.sort([entity.primary_key, entity.updated_at], nulls_last=False)
+            .unique(subset=[entity.primary_key], keep="last", maintain_order=True))
+
+
+@pytest.fixture(scope="session")
+def generated(built_home):
+    """`generated("opportunities")`: an entity read back from the built home's generated files (cached)."""
+    cache: dict = {}
+
+    def read(entity_name: str):
+        if entity_name not in cache:
+            cache[entity_name] = read_generated_entity(built_home, entity_name)
+        return cache[entity_name]
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def marts(built_home):
+    """`marts("select ... where x = ?", [value])`: a polars frame from the built warehouse (read-only)."""
+    import duckdb
+
+    def query(sql: str, params: list | None = None):
+        with duckdb.connect(str(built_home.warehouse), read_only=True) as con:
+            return con.sql(sql, params=params).pl()
+
+    return query
+
+
+# --- dbt engineer A: one generated, ingested and dbt-built home shared by the dbt tests ---------------------
+
+BUILT_HOME_CUSTOMERS = 600
+BUILT_HOME_SEED = 20261031
+
+
+def build_home(root, customers: int, seed: int, dirty: float = 0.0):
+    """Generate a demo home into `root`, ingest it and `dbt build` it; returns (CrmHome, dbt exit code, log).
+
+    The plain path (no Dagster) so dbt failures show dbt's own output; the Dagster wiring has its own test.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipelines.generate.run import generate_home
+    from pipelines.lib.home import CrmHome
+    from pipelines.lib.ingest import ingest_all
+
+    home = CrmHome(Path(root)).ensure()
+    generate_home(home, customers=customers, seed=seed, dirty=dirty, years=3.0, console=None)
+    ingest_all(home)
+    dbt = Path(sys.executable).with_name("dbt")
+    project = Path(__file__).resolve().parents[1] / "dbt_project"
+    result = subprocess.run(
+        [str(dbt), "build", "--project-dir", str(project), "--profiles-dir", str(project),
+         "--target-path", str(home.root / "dbt_target"), "--log-path", str(home.logs)],
+        env={**os.environ, "CRM_WAREHOUSE": str(home.warehouse)},
+        capture_output=True, text=True, check=False,
+    )
+    return home, result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def built_home(tmp_path_factory):
+    """A CrmHome with ~600 generated customers (fixed seed), ingested and built by dbt (clean data).
+
+    Read its warehouse read-only (`marts` fixture); its generated files are the independent truth.
+    """
+    home, code, log = build_home(tmp_path_factory.mktemp("built_home"), BUILT_HOME_CUSTOMERS, BUILT_HOME_SEED)
+    if code != 0:
+        pytest.fail("dbt build failed on the built_home fixture:\n" + log[-6000:])
+    return home
+
+
+# --- portal engineer: a built home with a published snapshot and one sign-in per role ----------------------
+
+PORTAL_PASSWORD = "portal-test-pw"
+
+
+@pytest.fixture(scope="session")
+def portal_home(request, tmp_path_factory):
+    """A copy of `built_home` (its own store: portal tests write to it), published as a snapshot, with the
+    sign-ins admin, manager, rep, rep2 and analyst (password PORTAL_PASSWORD).
+
+    CRM_TEST_PORTAL_HOME=<a home you already built and published> skips the build while iterating.
+    """
+    import shutil
+    from pathlib import Path
+
+    from pipelines.lib.home import CrmHome
+    from pipelines.lib.portal_users import PortalUsers
+    from pipelines.lib.snapshot import current_snapshot_path, publish
+    from pipelines.lib.store import OperationalStore
+
+    source = os.environ.get("CRM_TEST_PORTAL_HOME")
+    source_root = Path(source) if source else request.getfixturevalue("built_home").root
+    home = CrmHome(tmp_path_factory.mktemp("portal_home") / "home")
+    shutil.copytree(source_root, home.root, ignore=shutil.ignore_patterns("*.wal", "dbt_target", "dagster"))
+    home.ensure()
+    if current_snapshot_path(home) is None:
+        publish(home)
+    store = OperationalStore(home.operational_db_url)
+    store.migrate()
+    with store.engine.connect() as conn:
+        reps = conn.exec_driver_sql(
+            "SELECT u.user_id, u.team_id FROM users u JOIN accounts a ON a.owner_user_id = u.user_id "
+            "WHERE u.role = 'sales_rep' GROUP BY u.user_id, u.team_id ORDER BY count(*) DESC, u.user_id").fetchall()
+    users = PortalUsers(store)
+    users.add("admin", PORTAL_PASSWORD, "admin")
+    users.add("analyst", PORTAL_PASSWORD, "analyst")
+    users.add("manager", PORTAL_PASSWORD, "manager", team_id=reps[0][1])
+    users.add("rep", PORTAL_PASSWORD, "sales_rep", user_id=reps[0][0])
+    other = next(r for r in reps if r[1] != reps[0][1])
+    users.add("rep2", PORTAL_PASSWORD, "sales_rep", user_id=other[0])
+    store.dispose()
+    return home

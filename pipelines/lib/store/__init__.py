@@ -143,14 +143,27 @@ class OperationalStore:
             raw.close()
         return frame.height
 
-    def read_frame(self, entity_name: str) -> pl.DataFrame:
-        """All rows of an entity as text columns, the shape landing files have, for ingestion."""
+    def read_frame(self, entity_name: str, since: datetime | None = None) -> pl.DataFrame:
+        """Rows of an entity as text columns, the shape landing files have, for ingestion.
+
+        With `since`, only rows whose `updated_at` column is at or after it (the incremental watermark;
+        `>=` so a row saved in the same second as the last load is not missed, the upsert is idempotent).
+        """
         entity = self.contract.entity(entity_name)
         columns = entity.column_names
+        where, params = "", ()
+        if since is not None:
+            if self.dialect == "sqlite":  # stored as ISO text with 'T' or ' ': compare as datetimes
+                where = f" WHERE datetime({entity.updated_at}) >= datetime(?)"
+                params = (since.isoformat(sep=" ", timespec="seconds"),)
+            else:
+                where = f" WHERE {entity.updated_at} >= %s"
+                params = (since,)
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute(f"SELECT {', '.join(columns)} FROM {_ident(entity.name)} ORDER BY {entity.primary_key}")
+            cur.execute(f"SELECT {', '.join(columns)} FROM {_ident(entity.name)}{where} "
+                        f"ORDER BY {entity.primary_key}", params)
             booleans = [entity.column(c).type == "boolean" for c in columns]
             data = [[_as_text(bool(v) if flag and v is not None else v) for v, flag in zip(row, booleans, strict=True)]
                     for row in cur.fetchall()]

@@ -1,0 +1,204 @@
+"""Every write the portal makes, with the role rules enforced here (not only by hiding widgets).
+
+Writes go to the operational store (ARCHITECTURE.md point 3), which validates against the contract, checks
+the version the editor loaded (a stale edit raises `StaleEditError`), records a stage event when a deal's
+stage changes and writes the audit row in the same transaction. This module adds who may do what:
+
+- analysts cannot write;
+- a sales rep may create and change only records they own (accounts, deals, tasks they own; contacts of
+  accounts they own) and cannot hand a record to someone else;
+- a manager may do the same for the records of their team's users, including reassigning within the team;
+- an admin may do anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, text
+
+from app.auth import Viewer
+from pipelines.lib.store import OperationalStore, RecordNotFoundError, RecordValidationError, StaleEditError
+
+__all__ = ["EDITABLE", "PermissionDenied", "create_record", "update_record", "archive_record", "assign_owner",
+           "distribute_leads", "StaleEditError", "RecordValidationError", "RecordNotFoundError"]
+
+#: Entities the portal edits, with the label people use for them.
+EDITABLE = {"accounts": "Account", "contacts": "Contact", "opportunities": "Deal", "tasks": "Task"}
+_OWNER_COLUMN = {"accounts": "owner_user_id", "opportunities": "owner_user_id", "tasks": "owner_user_id",
+                 "leads": "owner_user_id"}
+_OPEN_LEAD_STATUSES = ("new", "working", "qualified")
+
+
+class PermissionDenied(PermissionError):
+    """The signed-in user may not make this change; the message says why."""
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat(timespec="seconds")
+
+
+def _account_owner(store: OperationalStore, account_id: str | None) -> str | None:
+    if not account_id:
+        return None
+    account = store.get("accounts", account_id)
+    return account["owner_user_id"] if account else None
+
+
+def may_see(viewer: Viewer, store: OperationalStore, entity: str, record: Mapping[str, Any]) -> bool:
+    """A record is in scope when its owner is, or (contacts, deals, tasks) when its account's owner is."""
+    if not viewer.restricted:
+        return True
+    owner_column = _OWNER_COLUMN.get(entity)
+    if owner_column and viewer.owns(record.get(owner_column)):
+        return True
+    if entity in ("contacts", "opportunities", "tasks"):
+        return viewer.owns(_account_owner(store, record.get("account_id")))
+    return False
+
+
+def _require_writer(viewer: Viewer) -> None:
+    if not viewer.can_write:
+        raise PermissionDenied(f"{viewer.username} has the {viewer.role} role, which can read but not change "
+                               "records; ask a manager or admin to make the change.")
+
+
+def _require_scope(viewer: Viewer, store: OperationalStore, entity: str, record: Mapping[str, Any],
+                   what: str) -> None:
+    if not may_see(viewer, store, entity, record):
+        raise PermissionDenied(f"{what} is outside what {viewer.username} may change ({viewer.scope_label}).")
+
+
+def _business_rules(entity: str, before: Mapping[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """Fill in what a change implies (close dates) and refuse what makes no sense, field by field."""
+    if entity == "opportunities":
+        stage = record.get("stage")
+        if stage in ("closed_won", "closed_lost") and not record.get("closed_at"):
+            record["closed_at"] = _now_text()
+        if stage == "closed_lost" and not record.get("lost_reason"):
+            raise RecordValidationError({"lost_reason": "Say why the deal was lost: pick a lost reason."})
+        if stage not in ("closed_won", "closed_lost") and before and before.get("stage") in ("closed_won",
+                                                                                               "closed_lost"):
+            record["closed_at"] = None  # a reopened deal is open again
+            record["lost_reason"] = None
+    if entity == "tasks" and record.get("status") == "done" and not record.get("completed_at"):
+        record["completed_at"] = _now_text()
+    return record
+
+
+def create_record(viewer: Viewer, store: OperationalStore, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Create an account, contact, deal or task owned within the viewer's scope."""
+    _require_writer(viewer)
+    if entity not in EDITABLE:
+        raise PermissionDenied(f"{entity} records cannot be created in the portal.")
+    record = {k: v for k, v in values.items() if v not in ("", None)}
+    owner_column = _OWNER_COLUMN.get(entity)
+    if owner_column and not record.get(owner_column) and viewer.user_id:
+        record[owner_column] = viewer.user_id
+    _require_scope(viewer, store, entity, record, f"A new {EDITABLE[entity].lower()} owned by "
+                                                  f"{record.get(owner_column or 'account_id')}")
+    record = _business_rules(entity, None, record)
+    return store.create(entity, record, actor=viewer.actor)
+
+
+def update_record(viewer: Viewer, store: OperationalStore, entity: str, record_id: str,
+                  changes: Mapping[str, Any], expected_version: int) -> dict[str, Any]:
+    """Change a record the viewer may change; refused with StaleEditError if someone saved it first."""
+    _require_writer(viewer)
+    if entity not in EDITABLE and entity != "leads":
+        raise PermissionDenied(f"{entity} records cannot be changed in the portal.")
+    before = store.get(entity, record_id)
+    if before is None:
+        raise RecordNotFoundError(f"{entity} {record_id} does not exist (it may have been erased).")
+    _require_scope(viewer, store, entity, before, f"{entity} {record_id}")
+    changes = {k: (None if v == "" else v) for k, v in changes.items() if k not in ("version",)}
+    owner_column = _OWNER_COLUMN.get(entity)
+    if owner_column in changes and changes[owner_column] != before.get(owner_column) and not viewer.can_assign:
+        raise PermissionDenied("Only a manager or admin can hand a record to someone else.")
+    merged = _business_rules(entity, before, {**before, **changes})
+    _require_scope(viewer, store, entity, merged, f"The changed {entity} {record_id}")
+    changed = {k: merged[k] for k in merged if k != "version" and merged[k] != before.get(k)}
+    if not changed:
+        return before
+    return store.update(entity, record_id, changed, expected_version, actor=viewer.actor)
+
+
+def archive_record(viewer: Viewer, store: OperationalStore, entity: str, record_id: str,
+                   expected_version: int) -> dict[str, Any]:
+    """Archive (soft-delete) a record the viewer may change; the row and its audit history stay."""
+    _require_writer(viewer)
+    before = store.get(entity, record_id)
+    if before is None:
+        raise RecordNotFoundError(f"{entity} {record_id} does not exist (it may have been erased).")
+    _require_scope(viewer, store, entity, before, f"{entity} {record_id}")
+    return store.archive(entity, record_id, expected_version, actor=viewer.actor)
+
+
+def assign_owner(viewer: Viewer, store: OperationalStore, entity: str, record_id: str, owner_user_id: str,
+                 expected_version: int) -> dict[str, Any]:
+    """Hand an account, deal, task or lead to another user in the viewer's scope."""
+    if not viewer.can_assign:
+        raise PermissionDenied("Only a manager or admin can assign owners.")
+    if not viewer.owns(owner_user_id):
+        raise PermissionDenied(f"{owner_user_id} is outside {viewer.scope_label}; pick a user of your team.")
+    return update_record(viewer, store, entity, record_id, {_OWNER_COLUMN[entity]: owner_user_id}, expected_version)
+
+
+def assignable_reps(viewer: Viewer, store: OperationalStore) -> list[str]:
+    """Active sales reps the viewer may hand work to."""
+    with store.engine.connect() as conn:
+        reps = [r[0] for r in conn.execute(text(
+            "SELECT user_id FROM users WHERE role = 'sales_rep' AND is_active = :t ORDER BY user_id"), {"t": True})]
+    return [r for r in reps if viewer.owns(r)]
+
+
+def open_lead_load(store: OperationalStore, owner_ids: Iterable[str]) -> dict[str, int]:
+    """Open leads (new, working, qualified) each user holds now: the load `least_loaded` balances."""
+    owner_ids = list(owner_ids)
+    load = dict.fromkeys(owner_ids, 0)
+    if not owner_ids:
+        return load
+    sql = text("SELECT owner_user_id, count(*) FROM leads WHERE owner_user_id IN :ids AND status IN :st "
+               "GROUP BY owner_user_id").bindparams(bindparam("ids", expanding=True), bindparam("st", expanding=True))
+    with store.engine.connect() as conn:
+        for owner, n in conn.execute(sql, {"ids": owner_ids, "st": list(_OPEN_LEAD_STATUSES)}):
+            load[owner] = int(n)
+    return load
+
+
+def distribute_leads(viewer: Viewer, store: OperationalStore, lead_ids: Iterable[str], owner_ids: Iterable[str],
+                     rule: str = "round_robin") -> dict[str, str]:
+    """Give unassigned leads to reps: `round_robin` in turn, or `least_loaded` (fewest open leads first).
+
+    Each assignment is an ordinary versioned update with its audit row; a lead someone assigned meanwhile
+    is skipped. Returns {lead_id: owner_user_id} of the leads actually assigned.
+    """
+    if not viewer.can_assign:
+        raise PermissionDenied("Only a manager or admin can distribute leads.")
+    owners = sorted(set(owner_ids))
+    if not owners:
+        raise RecordValidationError({"owner_user_id": "Pick at least one rep to distribute the leads to."})
+    outside = [o for o in owners if not viewer.owns(o)]
+    if outside:
+        raise PermissionDenied(f"{', '.join(outside)} is outside {viewer.scope_label}.")
+    if rule not in ("round_robin", "least_loaded"):
+        raise RecordValidationError({"rule": "Use round_robin or least_loaded."})
+    load = open_lead_load(store, owners)
+    turn = itertools.cycle(owners)
+    assigned: dict[str, str] = {}
+    for lead_id in lead_ids:
+        lead = store.get("leads", lead_id)
+        if lead is None or lead.get("owner_user_id"):
+            continue
+        owner = min(owners, key=lambda o: (load[o], o)) if rule == "least_loaded" else next(turn)
+        try:
+            store.update("leads", lead_id, {"owner_user_id": owner}, lead["version"], actor=viewer.actor,
+                         action="assign")
+        except StaleEditError:
+            continue
+        load[owner] += 1
+        assigned[lead_id] = owner
+    return assigned

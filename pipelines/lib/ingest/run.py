@@ -1,0 +1,411 @@
+"""Ingest one entity (or all of them) from its sources into `raw`: the function the Dagster assets wrap.
+
+Sources of an entity: the operational store (read incrementally from the `updated_at` watermark of the
+rows it already delivered) and/or the files in `landing/<entity>/` sorted by name. A landing file whose
+sha256 is the one last loaded is skipped (`skipped_unchanged`); a changed file is read again in full.
+Day-partitioned entities (interactions) read `landing/interactions/YYYY-MM-DD.<ext>` and replace whole
+days, a chunk of days per transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.contract import DUCKDB_TYPES, Entity, load_contract
+from pipelines.contract.validate import ROW, to_text
+from pipelines.lib.home import CrmHome
+from pipelines.lib.ingest.checks import LINE, QUARANTINE_SCHEMA, SRC, check_batch
+from pipelines.lib.ingest.load import LoadPlan, write_plan
+from pipelines.lib.ingest.mapping import ColumnMapping, load_column_mapping
+from pipelines.lib.ingest.readers import (
+    FILE_INDEX,
+    FileRows,
+    UnreadableFileError,
+    file_format,
+    read_file,
+    read_jsonl_many,
+)
+from pipelines.lib.warehouse import (
+    LANDING_FILES_COLUMNS,
+    LOAD_LOG_COLUMNS,
+    QUARANTINE_COLUMNS,
+    quote_ident,
+    raw_table,
+)
+
+DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[._-].*)?$")
+DAYS_PER_TRANSACTION = 62
+
+_POLARS_TYPES = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean,
+                 "DATE": pl.Date, "TIMESTAMP": pl.Datetime("us")}
+
+
+@dataclass
+class SourceResult:
+    source_file: str
+    status: str  # loaded | skipped_unchanged | unreadable
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    duplicates_dropped: int = 0
+    error: str | None = None
+
+    @property
+    def reconciled(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_quarantined + self.duplicates_dropped
+
+
+@dataclass
+class EntityResult:
+    entity: str
+    batch_id: str
+    sources: list[SourceResult] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.sources)
+
+    @property
+    def unreadable(self) -> list[SourceResult]:
+        return [s for s in self.sources if s.status == "unreadable"]
+
+
+@dataclass
+class _Part:
+    source: str         # store | landing
+    source_file: str
+    rows: FileRows | None = None
+    sha256: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    shared_rows: int = 0  # rows of this file held in a frame shared with other files (JSON Lines batch)
+
+    @property
+    def rows_read(self) -> int:
+        return (self.rows.rows_read if self.rows is not None else 0) + self.shared_rows
+    day: date | None = None
+
+
+def new_batch_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def entity_order() -> list[str]:
+    """Entities sorted so that every referenced entity is loaded before the ones pointing at it."""
+    contract = load_contract()
+    done: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in done or name in path:
+            return
+        for column in contract.entity(name).columns:
+            ref = column.reference
+            if ref and ref[0] != name:
+                visit(ref[0], (*path, name))
+        done.append(name)
+
+    for name in contract.entities:
+        visit(name, ())
+    return done
+
+
+def landing_files(home: CrmHome, entity: Entity) -> list[Path]:
+    folder = home.landing / entity.name
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_file() and file_format(p) and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def file_day(path: Path) -> date | None:
+    match = DAY_FILE.match(path.name)
+    if not match:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+class Ingestor:
+    """Loads entities of one home into its warehouse within one batch (a Dagster run or a CLI call)."""
+
+    def __init__(self, home: CrmHome, con: duckdb.DuckDBPyConnection, batch_id: str | None = None,
+                 store_url: str | None = None, mapping: ColumnMapping | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.home = home
+        self.con = con
+        self.batch_id = batch_id or new_batch_id()
+        self.contract = load_contract()
+        self.mapping = mapping if mapping is not None else load_column_mapping(home.column_mapping)
+        self.store_url = store_url or home.operational_db_url
+        self._store = None
+        self._ref_cache: dict[str, pl.Series] = {}
+        self.log = log or (lambda _msg: None)
+
+    # --- sources ----------------------------------------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            if self.store_url.startswith("sqlite") and not Path(self.store_url.split(":///", 1)[1]).exists():
+                return None
+            from pipelines.lib.store import OperationalStore
+
+            self._store = OperationalStore(self.store_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
+    def _watermark(self, entity: Entity) -> datetime | None:
+        return self.con.execute(
+            f"SELECT max({quote_ident(entity.updated_at)}) FROM {raw_table(entity)} "  # noqa: S608
+            "WHERE _source = 'store'").fetchall()[0][0]
+
+    def _known_files(self, entity: Entity) -> dict[str, tuple[str, int, int]]:
+        """Landing files last loaded: path -> (sha256, size, mtime_ns)."""
+        rows = self.con.execute(f"SELECT source_file, sha256, size_bytes, mtime_ns "  # noqa: S608
+                                f"FROM {raw_table('_landing_files')} WHERE entity = ?", [entity.name]).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def reference_ids(self, entity_name: str) -> pl.Series:
+        """Ids present in raw (or quarantined there) for an entity; cached for the batch."""
+        if entity_name not in self._ref_cache:
+            target = self.contract.entity(entity_name)
+            pk = quote_ident(target.primary_key)
+            ids = self.con.sql(
+                f"SELECT {pk} AS id FROM {raw_table(target)} UNION "  # noqa: S608
+                f"SELECT record_id FROM {raw_table('_quarantine')} WHERE entity = ? AND record_id IS NOT NULL",
+                params=[entity_name]).pl()
+            self._ref_cache[entity_name] = ids.get_column("id").cast(pl.String)
+        return self._ref_cache[entity_name]
+
+    # --- the main entry -----------------------------------------------------------------------------
+    def ingest(self, entity_name: str, force: bool = False, days: Iterable[date] | None = None) -> EntityResult:
+        """Load one entity. `force` re-reads unchanged files; `days` limits a day-partitioned entity.
+
+        Files are read, checked and written a chunk at a time (all files at once, or for day-partitioned
+        entities `DAYS_PER_TRANSACTION` days), so memory is bounded by a chunk, not by the history.
+        """
+        entity = self.contract.entity(entity_name)
+        result = EntityResult(entity.name, self.batch_id)
+        started = _now()
+        store_part = None
+        if entity.in_store and self.store is not None:
+            since = None if force else self._watermark(entity)
+            frame = self.store.read_frame(entity.name, since=since)
+            store_part = _Part("store", f"store:{entity.name}",
+                               FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
+        wanted_days = set(days) if days is not None else None
+        log_only: list[SourceResult] = []
+        candidates: list[tuple[Path, _Part]] = []
+        for path in landing_files(self.home, entity) if entity.in_landing else []:
+            part = _Part("landing", path.relative_to(self.home.landing).as_posix())
+            if entity.partition_by_day:
+                part.day = file_day(path)
+                if part.day is None:
+                    log_only.append(SourceResult(part.source_file, "unreadable", error=(
+                        f"{part.source_file}: interaction files must be named by day "
+                        "(YYYY-MM-DD.csv|jsonl|parquet); rename it.")))
+                    continue
+                if wanted_days is not None and part.day not in wanted_days:
+                    continue
+            candidates.append((path, part))
+
+        if entity.partition_by_day:
+            candidates.sort(key=lambda c: (c[1].day, c[1].source_file))
+            days_sorted = sorted({p.day for _, p in candidates})
+            groups = [set(days_sorted[i:i + DAYS_PER_TRANSACTION])
+                      for i in range(0, len(days_sorted), DAYS_PER_TRANSACTION)]
+            chunks = [[c for c in candidates if c[1].day in g] for g in groups]
+        else:
+            chunks = [candidates]
+        known = self._known_files(entity) if entity.in_landing else {}
+        wrote = False
+        for n, chunk in enumerate(chunks):
+            parts, logs, shared = self._read_chunk(entity, chunk, known, force)
+            if n == 0 and store_part is not None:
+                parts.insert(0, store_part)
+                shared = [f.with_columns(pl.col(SRC) + 1) for f in shared]
+            logs = (log_only + logs) if n == 0 else logs
+            if parts:
+                result.sources.extend(self._load_chunk(entity, parts, shared, started, logs))
+                wrote = True
+            elif logs:
+                self._write(entity, [], started, logs, None, None, None)
+                wrote = True
+            result.sources.extend(logs)
+        if not wrote and log_only:
+            self._write(entity, [], started, log_only, None, None, None)
+            result.sources.extend(log_only)
+        self._ref_cache.pop(entity.name, None)
+        return result
+
+    def _read_chunk(self, entity: Entity, chunk: list[tuple[Path, _Part]], known: dict[str, str],
+                    force: bool) -> tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]:
+        """Hash and parse the files of a chunk; unchanged files are skipped, unreadable ones logged."""
+        mapping = self.mapping.for_entity(entity.name)
+        parts: list[_Part] = []
+        logs: list[SourceResult] = []
+        jsonl: list[tuple[bytes, _Part]] = []
+        contents = []
+        for path, part in chunk:
+            stat = path.stat()
+            part.size, part.mtime_ns = stat.st_size, stat.st_mtime_ns
+            seen = known.get(part.source_file)
+            if not force and seen and seen[1] == part.size and seen[2] == part.mtime_ns:
+                part.sha256 = seen[0]  # same size and mtime: unchanged without reading it
+                contents.append((path, part, None))
+                continue
+            data = path.read_bytes()
+            part.sha256, part.size = hashlib.sha256(data).hexdigest(), len(data)
+            contents.append((path, part, data))
+        # a day is replaced as a whole: if one of its files changed, all of its files are read
+        changed_days = {p.day for _, p, _ in contents if known.get(p.source_file, ("",))[0] != p.sha256}
+        for path, part, data in contents:
+            unchanged = known.get(part.source_file, ("",))[0] == part.sha256
+            if not force and unchanged and (part.day is None or part.day not in changed_days):
+                logs.append(SourceResult(part.source_file, "skipped_unchanged"))
+                continue
+            if data is None:
+                data = path.read_bytes()
+            if file_format(path) == "jsonl":
+                jsonl.append((data, part))
+                parts.append(part)
+                continue
+            try:
+                part.rows = read_file(path, entity, mapping, part.source_file, data=data)
+                parts.append(part)
+            except UnreadableFileError as exc:
+                logs.append(SourceResult(part.source_file, "unreadable", error=str(exc)))
+                self.log(str(exc))
+        shared: list[pl.DataFrame] = []
+        if jsonl:
+            batch = read_jsonl_many([(d, p.source_file) for d, p in jsonl], entity, mapping)
+            for i, (_, part) in enumerate(jsonl):
+                if i in batch.errors:
+                    logs.append(SourceResult(part.source_file, "unreadable", error=str(batch.errors[i])))
+                    self.log(str(batch.errors[i]))
+                    parts.remove(part)
+                else:
+                    part.rows = FileRows(pl.DataFrame(), batch.malformed.get(i, []))
+                    part.shared_rows = batch.rows_read.get(i, 0) - len(part.rows.malformed)
+            index = {i: parts.index(p) for i, (_, p) in enumerate(jsonl) if i not in batch.errors}
+            if index and batch.frame.height:
+                shared.append(batch.frame.with_columns(
+                    pl.col(FILE_INDEX).replace_strict(index, return_dtype=pl.Int64).alias(SRC)))
+        return parts, logs, shared
+
+    # --- one transaction ------------------------------------------------------------------------------
+    def _load_chunk(self, entity: Entity, parts: list[_Part], shared: list[pl.DataFrame], started: datetime,
+                    log_only: list[SourceResult]) -> list[SourceResult]:
+        texts, malformed = [], []
+        for frame in shared:
+            texts.append(frame.select([*entity.column_names, SRC, pl.col(ROW).cast(pl.Int64).alias(LINE)]))
+        for i, part in enumerate(parts):
+            rows = part.rows
+            if rows.frame.width:
+                frame = to_text(rows.frame)
+                present = [c for c in entity.column_names if c in frame.columns]
+                texts.append(frame.select(
+                    [pl.col(c).cast(pl.String) for c in present]
+                    + [pl.lit(i, dtype=pl.Int64).alias(SRC), pl.col(ROW).cast(pl.Int64).alias(LINE)]))
+            for bad in rows.malformed:
+                malformed.append({SRC: i, LINE: bad.line, "record_id": bad.record_id, "field": None,
+                                  "reason": "malformed_row", "value": bad.value,
+                                  "message": f"line {bad.line} of {part.source_file} has a different number "
+                                             "of fields than the header (or is not a JSON object); fix the "
+                                             "line's quoting or separators."})
+        text = pl.concat(texts, how="diagonal") if texts else pl.DataFrame()
+        for column in entity.column_names:
+            if column not in text.columns:
+                text = text.with_columns(pl.lit(None, dtype=pl.String).alias(column))
+        text = text.select([*entity.column_names, SRC, LINE]) if texts else pl.DataFrame(
+            schema={**{c: pl.String for c in entity.column_names}, SRC: pl.Int64, LINE: pl.Int64})
+        bad = pl.DataFrame(malformed, schema=QUARANTINE_SCHEMA)
+        part_days = {i: p.day for i, p in enumerate(parts)} if entity.partition_by_day else None
+        checked = check_batch(entity, text, bad, self.reference_ids, part_days)
+
+        sources = []
+        q_counts = dict(checked.quarantine.group_by(SRC).len().iter_rows())
+        for i, part in enumerate(parts):
+            sources.append(SourceResult(
+                part.source_file, "loaded", rows_read=part.rows_read,
+                rows_loaded=checked.loaded_counts.get(i, 0), rows_quarantined=q_counts.get(i, 0),
+                duplicates_dropped=checked.duplicates.get(i, 0)))
+        store_part = next((p for p in parts if p.source == "store"), None)
+        store_ids = (store_part.rows.frame.get_column(entity.primary_key).drop_nulls().to_list()
+                     if store_part is not None and entity.primary_key in store_part.rows.frame.columns else [])
+        days = sorted({p.day for p in parts}) if entity.partition_by_day else None
+        self._write(entity, parts, started, sources + log_only, checked, store_ids, days)
+        return sources
+
+    def _write(self, entity: Entity, parts: list[_Part], started: datetime, sources: list[SourceResult],
+               checked, store_ids, days) -> None:
+        now = _now()
+        files = {i: p.source_file for i, p in enumerate(parts)}
+        kinds = {i: p.source for i, p in enumerate(parts)}
+        if checked is not None:
+            rows = checked.loaded.with_columns(
+                pl.col(SRC).replace_strict(kinds, return_dtype=pl.String).alias("_source"),
+                pl.col(SRC).replace_strict(files, return_dtype=pl.String).alias("_source_file"),
+                pl.col(LINE).alias("_source_line"),
+                pl.lit(self.batch_id).alias("_batch_id"),
+                pl.lit(now).cast(pl.Datetime("us")).alias("_ingested_at"),
+            )
+            quarantine = checked.quarantine.with_columns(
+                pl.lit(self.batch_id).alias("batch_id"), pl.lit(entity.name).alias("entity"),
+                pl.col(SRC).replace_strict(files, return_dtype=pl.String).alias("source_file"),
+                pl.col(LINE).alias("source_line"), pl.lit(now).cast(pl.Datetime("us")).alias("quarantined_at"))
+        else:
+            rows = pl.DataFrame(schema={**{c.name: _POLARS_TYPES[DUCKDB_TYPES[c.type]] for c in entity.columns},
+                                        "_source": pl.String, "_source_file": pl.String,
+                                        "_source_line": pl.Int64, "_batch_id": pl.String,
+                                        "_ingested_at": pl.Datetime("us")})
+            quarantine = pl.DataFrame(schema={c: _POLARS_TYPES[t] for c, t in QUARANTINE_COLUMNS.items()})
+        log = pl.DataFrame([{
+            "batch_id": self.batch_id, "entity": entity.name, "source_file": s.source_file,
+            "rows_read": s.rows_read, "rows_loaded": s.rows_loaded, "rows_quarantined": s.rows_quarantined,
+            "duplicates_dropped": s.duplicates_dropped, "status": s.status, "error": s.error,
+            "started_at": started, "finished_at": now} for s in sources],
+            schema={c: _POLARS_TYPES[t] for c, t in LOAD_LOG_COLUMNS.items()})
+        landing = pl.DataFrame([{
+            "entity": entity.name, "source_file": p.source_file, "sha256": p.sha256, "size_bytes": p.size,
+            "mtime_ns": p.mtime_ns, "batch_id": self.batch_id, "loaded_at": now} for p in parts if p.source == "landing"],
+            schema={c: _POLARS_TYPES[t] for c, t in LANDING_FILES_COLUMNS.items()})
+        write_plan(self.con, LoadPlan(
+            entity=entity, rows=rows, quarantine=quarantine.select(list(QUARANTINE_COLUMNS)), load_log=log,
+            landing_files=landing,
+            replace_quarantine_files=[p.source_file for p in parts if p.source == "landing"],
+            replace_quarantine_ids=store_ids or [],
+            store_file=f"store:{entity.name}" if entity.in_store else None, days=days))
+
+
+def ingest_all(home: CrmHome, batch_id: str | None = None, entities: Iterable[str] | None = None,
+               force: bool = False, log: Callable[[str], None] | None = None,
+               store_url: str | None = None) -> list[EntityResult]:
+    """Load every entity (dependency order) in one process: the path tests and the benchmark use.
+
+    `store_url` overrides the home's operational database URL (e.g. a PostgreSQL server)."""
+    from pipelines.lib.warehouse import warehouse_writer
+
+    names = [n for n in entity_order() if entities is None or n in set(entities)]
+    with warehouse_writer(home.warehouse) as con:
+        ingestor = Ingestor(home, con, batch_id, store_url=store_url, log=log)
+        try:
+            return [ingestor.ingest(name, force=force) for name in names]
+        finally:
+            ingestor.close()

@@ -1,0 +1,148 @@
+"""The one place that opens the warehouse DuckDB file for writing (ARCHITECTURE.md point 1).
+
+A DuckDB file has one writing process at a time and a second process cannot even open it read-only while
+the writer holds it. Pipeline runs are serialised by Dagster (one `warehouse` pool slot); this module adds
+the last line of defence: `connect_writer` waits a little for a lock held by someone else and then raises
+`WarehouseLockedError`, which the ingest assets turn into a retry with backoff instead of a failed run.
+
+`ensure_raw_schema` creates the `raw` layer from the import contract (see the raw layer contract in the
+ingest package docstring): one table per entity with the contract columns in contract order plus the
+lineage columns, and the bookkeeping tables `raw._quarantine`, `raw._load_log` and `raw._landing_files`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contract import DUCKDB_TYPES, Entity, load_contract
+
+RAW_SCHEMA = "raw"
+
+#: Lineage columns appended to every raw table, after the contract columns.
+LINEAGE_COLUMNS: dict[str, str] = {
+    "_source": "VARCHAR",        # 'store' or 'landing'
+    "_source_file": "VARCHAR",   # path relative to landing/, or 'store:<table>'
+    "_source_line": "BIGINT",    # CSV physical line (header = 1), JSONL line, Parquet row (1-based); NULL for store
+    "_batch_id": "VARCHAR",
+    "_ingested_at": "TIMESTAMP",
+}
+
+QUARANTINE_COLUMNS: dict[str, str] = {
+    "batch_id": "VARCHAR",
+    "entity": "VARCHAR",
+    "source_file": "VARCHAR",
+    "source_line": "BIGINT",
+    "record_id": "VARCHAR",
+    "field": "VARCHAR",
+    "reason": "VARCHAR",
+    "value": "VARCHAR",
+    "message": "VARCHAR",
+    "quarantined_at": "TIMESTAMP",
+}
+
+LOAD_LOG_COLUMNS: dict[str, str] = {
+    "batch_id": "VARCHAR",
+    "entity": "VARCHAR",
+    "source_file": "VARCHAR",
+    "rows_read": "BIGINT",
+    "rows_loaded": "BIGINT",
+    "rows_quarantined": "BIGINT",
+    "duplicates_dropped": "BIGINT",
+    "status": "VARCHAR",  # loaded | skipped_unchanged | unreadable
+    "error": "VARCHAR",
+    "started_at": "TIMESTAMP",
+    "finished_at": "TIMESTAMP",
+}
+
+#: Which version of each landing file was last loaded (sha256), so unchanged files are skipped.
+LANDING_FILES_COLUMNS: dict[str, str] = {
+    "entity": "VARCHAR",
+    "source_file": "VARCHAR",
+    "sha256": "VARCHAR",
+    "size_bytes": "BIGINT",
+    "mtime_ns": "BIGINT",  # with size: an unchanged file is skipped without even reading it
+    "batch_id": "VARCHAR",
+    "loaded_at": "TIMESTAMP",
+}
+
+
+class WarehouseLockedError(OSError):
+    """Another process holds the warehouse file; transient, so the caller should retry later."""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("could not set" in text or "conflicting" in text)
+
+
+def connect_writer(path: Path, wait_seconds: float = 10.0) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for writing, waiting up to `wait_seconds` for another writer to let go."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), config={"checkpoint_threshold": "1GB"})
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLockedError(
+                    f"The warehouse {path} is locked by another process; wait for the running pipeline "
+                    f"to finish (or stop the process holding it) and try again. ({exc})"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def warehouse_writer(path: Path, wait_seconds: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`connect_writer` as a context manager that makes sure the raw schema exists and closes after."""
+    con = connect_writer(path, wait_seconds)
+    try:
+        ensure_raw_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def raw_table(entity: Entity | str) -> str:
+    name = entity if isinstance(entity, str) else entity.name
+    return f"{RAW_SCHEMA}.{quote_ident(name)}"
+
+
+def raw_columns(entity: Entity) -> dict[str, str]:
+    """Column name -> DuckDB type of `raw.<entity>`: contract columns in order, then lineage."""
+    cols = {c.name: DUCKDB_TYPES[c.type] for c in entity.columns}
+    cols.update(LINEAGE_COLUMNS)
+    return cols
+
+
+def _create(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> None:
+    body = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw schema and every table the contract defines (idempotent)."""
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
+    contract = load_contract()
+    wanted = set(contract.entities) | {"_quarantine", "_load_log", "_landing_files"}
+    if wanted <= existing:
+        return
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    for entity in contract.entities.values():
+        _create(con, raw_table(entity), raw_columns(entity))
+    _create(con, raw_table("_quarantine"), QUARANTINE_COLUMNS)
+    _create(con, raw_table("_load_log"), LOAD_LOG_COLUMNS)
+    _create(con, raw_table("_landing_files"), LANDING_FILES_COLUMNS)
