@@ -271,5 +271,18 @@ def up_cmd(
     _serve_portal(target, port, address)
 
 
+# --- models (issue 5) -----------------------------------------------------------------------------------
+@app.command("train")
+def train_cmd(
+    home: Path = HomeOption,
+    seed: int = typer.Option(42, "--seed", help="Random seed: the same data and seed give the same models."),
+    model: list[str] = typer.Option(None, "--model", help="Train only this model (repeatable); default all."),
+) -> None:
+    """Retrain, backtest and grade the models on the marts, score with the new versions and publish."""
+    from models.train_cli import train_command
+
+    raise typer.Exit(train_command(_home(home), seed, model, console))
+
+
 if __name__ == "__main__":
     app()

@@ -14,10 +14,12 @@ import dagster as dg
 from pipelines.defs.dbt import defs as dbt_defs
 from pipelines.defs.ingest import defs as ingest_defs
 from pipelines.defs.ingest.resources import CrmHomeResource
+from pipelines.defs.ml import defs as ml_defs
 
 CONCERNS: list[dg.Definitions] = [
     ingest_defs,
     dbt_defs,
+    ml_defs,
 ]
 
 FULL_BUILD_JOB = "full_build_job"

@@ -222,3 +222,64 @@ def portal_home(request, tmp_path_factory):
     users.add("rep2", PORTAL_PASSWORD, "sales_rep", user_id=other[0])
     store.dispose()
     return home
+
+
+# --- ML engineer: a larger built home for the model backtests (models/, issue 5) ---------------------------
+
+ML_HOME_CUSTOMERS = 4_000
+ML_HOME_SEED = 20260505
+#: the dbt models the ML code reads, with everything upstream of them
+ML_DBT_SELECTION = "+path:models/marts/ml +fct_opportunities +fct_deal_stages"
+
+
+@pytest.fixture(scope="session")
+def ml_home(tmp_path_factory):
+    """A CrmHome with 4,000 generated customers, ingested, and the ML feature marts built by `dbt run`.
+
+    Churn, win-probability and next-product backtests need more customers and deals than `built_home`
+    holds; only the marts the models read are built, which keeps this to about half a minute.
+    Treat it as read-only; tests that write scores work on a copy (`ml_home_copy`).
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipelines.generate.run import generate_home
+    from pipelines.lib.home import CrmHome
+    from pipelines.lib.ingest import ingest_all
+
+    home = CrmHome(tmp_path_factory.mktemp("ml_home") / "home").ensure()
+    generate_home(home, customers=ML_HOME_CUSTOMERS, seed=ML_HOME_SEED, dirty=0.0, years=3.0, console=None)
+    ingest_all(home)
+    project = Path(__file__).resolve().parents[1] / "dbt_project"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "run", "--project-dir", str(project), "--profiles-dir",
+         str(project), "--target-path", str(home.root / "dbt_target"), "--log-path", str(home.logs),
+         "--select", ML_DBT_SELECTION],
+        env={**os.environ, "CRM_WAREHOUSE": str(home.warehouse)}, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.fail("dbt run of the ML marts failed:\n" + (result.stdout + result.stderr)[-6000:])
+    return home
+
+
+@pytest.fixture(scope="session")
+def ml_marts(ml_home):
+    """The five marts the models read, loaded once (models.jobs.MartInputs)."""
+    import duckdb
+
+    from models.jobs import MartInputs
+
+    with duckdb.connect(str(ml_home.warehouse), read_only=True) as con:
+        return MartInputs.read(con)
+
+
+@pytest.fixture
+def ml_home_copy(ml_home, tmp_path):
+    """A writable copy of `ml_home` (warehouse and ground truth) for tests that train, score or publish."""
+    import shutil
+
+    from pipelines.lib.home import CrmHome
+
+    home = CrmHome(tmp_path / "home").ensure()
+    shutil.copy2(ml_home.warehouse, home.warehouse)
+    return home

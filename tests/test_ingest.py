@@ -217,6 +217,22 @@ def test_store_is_read_incrementally_and_newer_version_wins(small_home: CrmHome)
     store.dispose()
 
 
+def test_store_frame_reader_matches_the_stores_own_read_frame(small_home: CrmHome):
+    from datetime import datetime
+
+    from pipelines.contract import load_contract
+    from pipelines.lib.ingest.store_source import read_store_frame
+
+    store = OperationalStore(small_home.operational_db_url)
+    current = store.get("accounts", "ACC-2")
+    store.update("accounts", "ACC-2", {"account_name": "Edited", "employees": 12}, current["version"], actor="U-1")
+    for entity in load_contract().store_entities:
+        for since in (None, datetime(2026, 1, 2, 10)):
+            assert read_store_frame(store, entity, since).equals(store.read_frame(entity.name, since=since))
+    assert read_store_frame(store, load_contract().entity("accounts"), datetime(2026, 1, 2, 10, 0, 1)).height == 1
+    store.dispose()
+
+
 def test_column_mapping_and_defaults(tmp_path: Path):
     home = CrmHome(tmp_path / "h").ensure()
     (home.landing / "products").mkdir()

@@ -23,8 +23,8 @@ def test_store_entities_are_ingested_from_postgresql_incrementally(tmp_path: Pat
         store.update("accounts", "ACC-3", {"account_name": "Gamma from Postgres"}, row["version"], actor="U-1")
 
         first = {r.entity: r for r in ingest_all(home, store_url=postgres_url)}
-        assert first["accounts"].sources[0].source_file == "store:accounts"
-        assert first["accounts"].sources[0].rows_read == 3
+        store_source = next(s for s in first["accounts"].sources if s.source_file == "store:accounts")
+        assert store_source.rows_read == 3
         assert quarantine_set(home.warehouse) == EXPECTED_QUARANTINE
         con = duckdb.connect(str(home.warehouse), read_only=True)
         try:
@@ -37,6 +37,12 @@ def test_store_entities_are_ingested_from_postgresql_incrementally(tmp_path: Pat
 
         # incremental: only rows at or after the watermark come back (the edited account)
         second = {r.entity: r for r in ingest_all(home, entities=["accounts"], store_url=postgres_url)}
-        assert second["accounts"].sources[0].rows_read == 1
+        assert next(s for s in second["accounts"].sources if s.source_file == "store:accounts").rows_read == 1
+        # the column-wise store reader renders PostgreSQL values exactly like the store's read_frame
+        from pipelines.contract import load_contract
+        from pipelines.lib.ingest.store_source import read_store_frame
+
+        for entity in load_contract().store_entities:
+            assert read_store_frame(store, entity).equals(store.read_frame(entity.name))
     finally:
         store.dispose()

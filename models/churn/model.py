@@ -129,13 +129,14 @@ def reference_values(examples: pl.DataFrame) -> np.ndarray:
 def driver_deltas(pipeline: Pipeline, examples: pl.DataFrame, reference: np.ndarray) -> np.ndarray:
     """(customers x features): probability minus the probability with that feature set to the reference."""
     base = predict(pipeline, examples)
-    values = examples.select(CHURN_FEATURES).to_pandas()
-    deltas = np.zeros((len(values), len(CHURN_FEATURES)))
-    for j, feature in enumerate(CHURN_FEATURES):
-        swapped = values.copy()
-        swapped[feature] = reference[j]
-        deltas[:, j] = base - pipeline.predict_proba(swapped)[:, 1]
-    return deltas
+    values = examples.select(CHURN_FEATURES).to_numpy().astype(float)
+    n, k = values.shape
+    # one stacked prediction (feature j swapped in block j) instead of k calls: far less overhead
+    stacked = np.tile(values, (k, 1))
+    for j in range(k):
+        stacked[j * n:(j + 1) * n, j] = reference[j]
+    swapped = pipeline.predict_proba(pd.DataFrame(stacked, columns=CHURN_FEATURES))[:, 1]
+    return base[:, None] - swapped.reshape(k, n).T
 
 
 def top_drivers(deltas: np.ndarray, examples: pl.DataFrame, k: int = 3) -> list[list[dict[str, object]]]:

@@ -34,11 +34,12 @@ class ForecastConfig:
     #: origins of the rolling-origin backtest (the last N months that have at least one actual after them)
     backtest_origins: int = 12
     #: inner rolling origins used to calibrate the intervals
-    calibration_origins: int = 12
+    calibration_origins: int = 24
     #: fewest months a fit needs (the first origin of a backtest or calibration)
     min_train_months: int = 15
     ridge_alpha: float = 0.5
     half_life_months: float = 24.0
+    trend_damping: float = 0.5
     season: int = 12
 
 
@@ -58,9 +59,13 @@ def series_matrix(revenue: pl.DataFrame) -> tuple[list[str], np.ndarray, np.ndar
     return series, months, matrix
 
 
-def design(series: np.ndarray, month_positions: np.ndarray, months: np.ndarray, n_series: int) -> pd.DataFrame:
-    """Rows (series, month): series id, month of year, and one trend column per series (t where it applies)."""
-    t = month_positions.astype(float) / 12.0
+def design(series: np.ndarray, month_positions: np.ndarray, months: np.ndarray, n_series: int,
+           trend_positions: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows (series, month): series id, month of year, and one trend column per series (t where it applies).
+
+    `trend_positions` (default: the month positions) lets forecasts damp the trend beyond the origin.
+    """
+    t = (month_positions if trend_positions is None else trend_positions).astype(float) / 12.0
     frame = {
         "series": series.astype(int),
         "month_of_year": ((months[0] + month_positions) % 12 + 1).astype(int),
@@ -98,10 +103,12 @@ def fit_point_model(matrix: np.ndarray, months: np.ndarray, last_origin: int, co
 
 
 def _log_forecast(model: Pipeline, n_series: int, months: np.ndarray, origin: int,
-                  horizons: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  horizons: np.ndarray, trend_damping: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     series = np.repeat(np.arange(n_series), len(horizons))
     h = np.tile(horizons, n_series)
-    return series, h, model.predict(design(series, origin + h, months, n_series))
+    # damped trend: a growth rate fitted on the past is extrapolated at `trend_damping` of its slope
+    damped = origin + trend_damping * h
+    return series, h, model.predict(design(series, origin + h, months, n_series, damped))
 
 
 def calibrate(matrix: np.ndarray, months: np.ndarray, last_origin: int, config: ForecastConfig) -> dict:
@@ -113,7 +120,7 @@ def calibrate(matrix: np.ndarray, months: np.ndarray, last_origin: int, config: 
     residuals, series_index, horizon_index = [], [], []
     for origin in range(first, last_origin):
         model = fit_point_model(matrix, months, origin, config)
-        s, h, predicted = _log_forecast(model, n_series, months, origin, horizons)
+        s, h, predicted = _log_forecast(model, n_series, months, origin, horizons, config.trend_damping)
         keep = origin + h <= last_origin
         residuals.append(log[s[keep], origin + h[keep]] - predicted[keep])
         series_index.append(s[keep])
@@ -143,7 +150,7 @@ def predict(model: Pipeline, calibration: dict, matrix: np.ndarray, months: np.n
     """Point forecast (the median) and intervals for every series, horizons 1..H after `origin`."""
     n_series = matrix.shape[0]
     series, h, log_forecast = _log_forecast(model, n_series, months, origin,
-                                            np.arange(1, config.horizon_months + 1))
+                                            np.arange(1, config.horizon_months + 1), config.trend_damping)
     scale = np.asarray(calibration["scale"])[series]
     quantiles = np.asarray(calibration["quantiles"])[h - 1]
     result = {"series": series, "horizon": h, "forecast": np.expm1(log_forecast).clip(min=0)}

@@ -18,9 +18,9 @@ import polars as pl
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.preprocessing import OneHotEncoder
 
-CATEGORICAL = ["customer_type", "product_id", "product_line"]
+CATEGORICAL = ["customer_type", "product_line"]
 NUMERIC = ["bought_product_log", "bought_line_log", "days_since_product", "days_since_line", "orders_12m_log",
            "product_share_12m", "product_share_type_12m"]
 FEATURES = CATEGORICAL + NUMERIC
@@ -34,7 +34,7 @@ class NextProductConfig:
     training_cutoffs: int = 3
     cutoff_step_days: int = 91
     #: customers sampled per training cut-off (pairs grow with customers x products)
-    max_training_customers: int = 4000
+    max_training_customers: int = 1000
 
 
 def product_catalogue(purchases: pl.DataFrame) -> pl.DataFrame:
@@ -84,7 +84,7 @@ def pairs(purchases: pl.DataFrame, customers: pl.DataFrame, catalogue: pl.DataFr
                 pl.col("orders_12m").fill_null(0).cast(pl.Float64).log1p().alias("orders_12m_log"),
                 pl.col("product_share_12m").fill_null(0.0),
                 pl.col("product_share_type_12m").fill_null(0.0),
-            ).select("customer_key", *FEATURES))
+            ).select("customer_key", "product_id", *[f for f in FEATURES if f != "product_id"]))
 
 
 def labelled_pairs(purchases: pl.DataFrame, customers: pl.DataFrame, catalogue: pl.DataFrame, cutoff: date,
@@ -100,14 +100,15 @@ def labelled_pairs(purchases: pl.DataFrame, customers: pl.DataFrame, catalogue: 
 
 
 def build_pipeline(seed: int) -> Pipeline:
+    # one-hot rather than the booster's native categories: a native-categorical model stores a
+    # functools.partial, which the registry's no-pickle loader (skops) rightly refuses to trust
     columns = ColumnTransformer([
-        ("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                      encoded_missing_value=-1), CATEGORICAL),
+        ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
         ("numeric", "passthrough", NUMERIC),
     ])
     estimator = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.05, max_depth=4, min_samples_leaf=100, early_stopping=False,
-        categorical_features=list(range(len(CATEGORICAL))), random_state=seed)
+        max_iter=120, learning_rate=0.08, max_depth=4, min_samples_leaf=100, early_stopping=False,
+        random_state=seed)
     return Pipeline([("columns", columns), ("model", estimator)])
 
 

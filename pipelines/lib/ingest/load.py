@@ -19,6 +19,7 @@ from datetime import date, datetime
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from pipelines.contract import Entity
 from pipelines.lib.warehouse import (
@@ -59,6 +60,7 @@ def write_plan(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
     try:
         stage = _frame(plan.rows, raw_columns(entity)).to_arrow()
         con.register("__stage", stage)
+        empty = plan.days is None and not con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0]
         # an identical row (same content and origin) is left alone, so re-runs change nothing at all
         unchanged = f"EXISTS (SELECT 1 FROM __stage AS s WHERE t.{pk} = s.{pk} AND {same})"  # noqa: S608
         if plan.days is not None:
@@ -69,7 +71,7 @@ def write_plan(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
                             f"AND list_contains(?, CAST({part} AS DATE)) AND NOT {unchanged}",
                             [datetime(first.year, first.month, first.day),
                              datetime(last.year, last.month, last.day), list(plan.days)])
-        elif stage.num_rows:
+        elif stage.num_rows and not empty:
             con.execute(f"""DELETE FROM {table} AS t USING __stage AS s
                             WHERE t.{pk} = s.{pk} AND s.{updated} >= t.{updated}
                             AND NOT {unchanged}""")  # noqa: S608
@@ -80,6 +82,8 @@ def write_plan(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
                             WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{part} >= ?
                                 AND t.{part} < ? + INTERVAL 1 DAY AND t.{pk} = s.{pk})""",  # noqa: S608
                         [datetime(first.year, first.month, first.day), datetime(last.year, last.month, last.day)])
+        elif stage.num_rows and empty:  # first load: nothing to compare with
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM __stage")  # noqa: S608
         elif stage.num_rows:
             con.execute(f"""INSERT INTO {table} ({cols}) SELECT {cols} FROM __stage AS s
                             WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{pk} = s.{pk})""")  # noqa: S608
@@ -112,13 +116,18 @@ def _replace_quarantine(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
     if plan.replace_quarantine_files:
         con.execute(f"DELETE FROM {q} AS q WHERE entity = ? AND list_contains(?, source_file) "  # noqa: S608
                     f"AND NOT {keep}", [plan.entity.name, plan.replace_quarantine_files])
-    if plan.replace_quarantine_ids and plan.store_file:
+    if plan.replace_quarantine_ids and plan.store_file and con.execute(
+            f"SELECT count(*) FROM {q} WHERE entity = ? AND source_file = ?",  # noqa: S608
+            [plan.entity.name, plan.store_file]).fetchall()[0][0]:
+        con.register("__ids", pa.table({"id": pa.array(plan.replace_quarantine_ids, pa.string())}))
         con.execute(f"DELETE FROM {q} AS q WHERE entity = ? AND source_file = ? "  # noqa: S608
-                    f"AND list_contains(?, record_id) AND NOT {keep}",
-                    [plan.entity.name, plan.store_file, plan.replace_quarantine_ids])
-    names = ", ".join(QUARANTINE_COLUMNS)
-    con.execute(f"INSERT INTO {q} ({names}) SELECT {names} FROM __new_q AS n "  # noqa: S608
-                f"WHERE NOT EXISTS (SELECT 1 FROM {q} AS q WHERE {same})")
+                    f"AND record_id IN (SELECT id FROM __ids) AND NOT {keep}",
+                    [plan.entity.name, plan.store_file])
+        con.unregister("__ids")
+    if plan.quarantine.height:
+        names = ", ".join(QUARANTINE_COLUMNS)
+        con.execute(f"INSERT INTO {q} ({names}) SELECT {names} FROM __new_q AS n "  # noqa: S608
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {q} AS q WHERE {same})")
     con.unregister("__new_q")
 
 

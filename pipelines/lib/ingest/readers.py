@@ -280,16 +280,13 @@ def _parse_json_lines(table: pa.Table, sources: dict[str, str]) -> pl.DataFrame:
         return con.sql(f"""
             WITH kept AS (
                 SELECT f, n, rtrim(line, chr(13)) AS line FROM lines WHERE trim(line) <> ''
+            ), parsed AS (  -- one parse per line: try() gives NULL for text that is not JSON
+                SELECT f, n, line, try(json_transform(line, ?)) AS s FROM kept
             ), checked AS (
-                SELECT f, n, line,
-                       CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok
-                FROM kept
-            ), parsed AS (
-                SELECT f, n, ok, line, json_transform(CASE WHEN ok THEN line ELSE '{{}}' END, ?) AS s
-                FROM checked
+                SELECT f, n, line, s, s IS NOT NULL AND starts_with(ltrim(line), '{{') AS ok FROM parsed
             )
             SELECT f AS __f, n AS {ROW}, ok, CASE WHEN NOT ok THEN line END AS bad_line, {picks}
-            FROM parsed
+            FROM checked
         """, params=[spec]).pl()  # noqa: S608 - identifiers come from the contract and mapping, quoted
     finally:
         con.unregister("lines")

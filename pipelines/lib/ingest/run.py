@@ -34,6 +34,7 @@ from pipelines.lib.ingest.readers import (
     read_file,
     read_jsonl_many,
 )
+from pipelines.lib.ingest.store_source import read_store_frame
 from pipelines.lib.warehouse import (
     LANDING_FILES_COLUMNS,
     LOAD_LOG_COLUMNS,
@@ -206,7 +207,7 @@ class Ingestor:
         store_part = None
         if entity.in_store and self.store is not None:
             since = None if force else self._watermark(entity)
-            frame = self.store.read_frame(entity.name, since=since)
+            frame = read_store_frame(self.store, entity, since)
             store_part = _Part("store", f"store:{entity.name}",
                                FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
         wanted_days = set(days) if days is not None else None
@@ -234,23 +235,26 @@ class Ingestor:
         else:
             chunks = [candidates]
         known = self._known_files(entity) if entity.in_landing else {}
-        wrote = False
-        for n, chunk in enumerate(chunks):
+        pending = list(log_only)  # log rows of files without data (skipped, unreadable): one write at the end
+        first = True
+        for chunk in chunks:
             parts, logs, shared = self._read_chunk(entity, chunk, known, force)
-            if n == 0 and store_part is not None:
+            if first and store_part is not None:
                 parts.insert(0, store_part)
                 shared = [f.with_columns(pl.col(SRC) + 1) for f in shared]
-            logs = (log_only + logs) if n == 0 else logs
+            first = False
             if parts:
-                result.sources.extend(self._load_chunk(entity, parts, shared, started, logs))
-                wrote = True
-            elif logs:
-                self._write(entity, [], started, logs, None, None, None)
-                wrote = True
+                result.sources.extend(self._load_chunk(entity, parts, shared, started, logs + pending))
+                pending = []
+            else:
+                pending.extend(logs)
             result.sources.extend(logs)
-        if not wrote and log_only:
-            self._write(entity, [], started, log_only, None, None, None)
-            result.sources.extend(log_only)
+        if chunks == [] and store_part is not None:
+            result.sources.extend(self._load_chunk(entity, [store_part], [], started, pending))
+            pending = []
+        if pending:
+            self._write(entity, [], started, pending, None, None, None)
+        result.sources.extend(log_only)
         self._ref_cache.pop(entity.name, None)
         return result
 
