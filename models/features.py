@@ -11,7 +11,6 @@ import re
 from datetime import date
 
 import duckdb
-import numpy as np
 import polars as pl
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -105,14 +104,6 @@ def month_index(column: str) -> pl.Expr:
     return (pl.col(column).dt.year().cast(pl.Int64) * 12 + pl.col(column).dt.month().cast(pl.Int64) - 1)
 
 
-def last_complete_month(activity: pl.DataFrame) -> date:
-    """The latest month whose data is complete: the default scoring cut-off is the month after it."""
-    complete = activity.filter(pl.col("is_complete_month"))
-    if complete.is_empty():
-        raise ValueError("fct_customer_monthly_activity has no complete month yet; run the pipeline on more data.")
-    return complete["month_start"].max()
-
-
 def with_month_index(activity: pl.DataFrame) -> pl.DataFrame:
     return activity.with_columns(month_index("month_start").alias("_m"))
 
@@ -180,7 +171,3 @@ def churn_features(activity: pl.DataFrame, cutoff: date) -> pl.DataFrame:
         pl.col("_overdue_amount").clip(lower_bound=0).log1p().alias("overdue_amount_log"),
     )
     return features.select("customer_key", *[pl.col(f).cast(pl.Float64) for f in CHURN_FEATURES]).sort("customer_key")
-
-
-def to_numpy(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
-    return frame.select(columns).to_numpy().astype(float)

@@ -14,7 +14,6 @@ from models.jobs import MODEL_NAMES, score_models, train_models
 from models.registry import ModelRegistry
 from pipelines.lib.home import CrmHome
 
-
 #: the metric each model is graded on (models/grading.py)
 HEADLINE = {"churn": "roc_auc", "sales_forecast": "mase", "win_probability": "brier",
             "next_best_product": "hit_rate_at_3"}

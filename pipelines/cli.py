@@ -284,5 +284,27 @@ def train_cmd(
     raise typer.Exit(train_command(_home(home), seed, model, console))
 
 
+@app.command("erase")
+def erase_cmd(
+    customer: str = typer.Option(..., "--customer", help="Account id of the customer to erase."),
+    actor: str = typer.Option("cli", "--actor", help="Who requested the erasure (kept in the audit log)."),
+    home: Path = HomeOption,
+) -> None:
+    """Erase a customer and their contacts everywhere (right to erasure); they stay out of later ingests."""
+    from pipelines.lib.erasure import ErasureError, erase_customer
+
+    target = _home(home)
+    try:
+        report = erase_customer(target, customer, actor=actor)
+    except ErasureError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    counts = ", ".join(f"{n} {entity}" for entity, n in report.records.items())
+    console.print(f"Erased customer {customer}: {counts}.")
+    console.print(f"Removed {report.warehouse_rows} warehouse rows and {report.landing_rows} landing rows "
+                  f"({len(report.landing_files)} files rewritten); published clean snapshot {report.snapshot}.")
+    console.print(f"Audit entry recorded as {report.customer_hash[:16]}... (no personal data).")
+
+
 if __name__ == "__main__":
     app()

@@ -91,10 +91,18 @@ def test_hourly_schedule_requests_an_ingest_run():
 def test_landing_sensor_fires_once_per_new_or_changed_file(home: CrmHome):
     resources = {"crm_home": CrmHomeResource(root=str(home.root))}
     first_ctx = dg.build_sensor_context(resources=resources)
-    first = landing_files_sensor(first_ctx)
-    assert isinstance(first, dg.RunRequest)
+    first = landing_files_sensor(first_ctx).run_requests
+    # one partition run per interaction day, one run for the other files (store entities come along)
+    assert sorted(r.partition_key for r in first if r.partition_key) == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    general = [r for r in first if r.partition_key is None]
+    assert len(general) == 1 and raw_key("interactions") not in general[0].asset_selection
+    assert "orders/orders.jsonl" in general[0].tags["crm/changed_files"]
     cursor = first_ctx.cursor
     assert len(json.loads(cursor)) == 6  # all landing files seen
+    # the requests resolve against the real definitions (partition keys exist, assets are in the job)
+    resolved = landing_files_sensor.evaluate_tick(dg.build_sensor_context(
+        definitions=defs, instance=dg.DagsterInstance.ephemeral(), resources=resources))
+    assert sorted(r.run_key for r in resolved.run_requests) == sorted(r.run_key for r in first)
 
     ctx = dg.build_sensor_context(cursor=cursor, resources=resources)
     assert isinstance(landing_files_sensor(ctx), dg.SkipReason)  # nothing new: no second run
@@ -103,9 +111,9 @@ def test_landing_sensor_fires_once_per_new_or_changed_file(home: CrmHome):
     new.write_text('{"interaction_id": "I-x", "occurred_at": "2026-01-04T09:00:00", "channel": "call", '
                    '"direction": "inbound", "outcome": "completed"}\n')
     ctx = dg.build_sensor_context(cursor=cursor, resources=resources)
-    second = landing_files_sensor(ctx)
-    assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
-    assert "interactions/2026-01-04.jsonl" in second.tags["crm/changed_files"]
+    second = landing_files_sensor(ctx).run_requests
+    assert [(r.partition_key, r.asset_selection) for r in second] == [("2026-01-04", [raw_key("interactions")])]
+    assert second[0].run_key not in {r.run_key for r in first}
     cursor = ctx.cursor
 
     os.utime(new, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))  # touched, same content
@@ -113,7 +121,7 @@ def test_landing_sensor_fires_once_per_new_or_changed_file(home: CrmHome):
     assert isinstance(landing_files_sensor(ctx), dg.SkipReason)
     # the same file evaluated again from the old cursor gives the same run key (Dagster dedups it)
     replay = landing_files_sensor(dg.build_sensor_context(cursor=first_ctx.cursor, resources=resources))
-    assert replay.run_key == second.run_key
+    assert [r.run_key for r in replay.run_requests] == [second[0].run_key]
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -182,3 +190,28 @@ def test_locked_warehouse_is_retried_with_backoff_then_loads(home: CrmHome):
     assert result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert 1 <= len(retries) <= 2 and elapsed >= 2.0  # waited 2 s (then 4 s) instead of failing
+
+
+def test_crm_run_frees_the_writer_slot_of_a_killed_run(tmp_path: Path):
+    from dagster import DagsterRunStatus
+
+    from pipelines.lib.runner import LAUNCHER_TAG, PID_TAG, release_abandoned_runs
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.event_log_storage.set_concurrency_slots("warehouse", 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    job = defs.resolve_job_def("ingest_job")
+    run = instance.create_run_for_job(job, tags={LAUNCHER_TAG: "crm run", PID_TAG: str(dead.pid)})
+    instance.handle_run_event(run.run_id, dg.DagsterEvent(
+        event_type_value="PIPELINE_START", job_name=run.job_name))
+    instance.event_log_storage.claim_concurrency_slot("warehouse", run.run_id, "raw__teams")
+    assert instance.event_log_storage.get_concurrency_info("warehouse").active_slot_count == 1
+    alive = instance.create_run_for_job(job, tags={LAUNCHER_TAG: "crm run", PID_TAG: str(os.getpid())})
+    instance.handle_run_event(alive.run_id, dg.DagsterEvent(
+        event_type_value="PIPELINE_START", job_name=alive.job_name))
+
+    assert release_abandoned_runs(instance) == [run.run_id]
+    assert instance.event_log_storage.get_concurrency_info("warehouse").active_slot_count == 0
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED

@@ -128,7 +128,9 @@ def test_records_page_edit_shows_audit_and_refuses_stale_edit(env):
     rep = _viewer(store, "rep")
     with store.engine.connect() as conn:
         deal_id = conn.exec_driver_sql("SELECT opportunity_id FROM opportunities WHERE owner_user_id = ? "
-                                       "AND stage = 'proposal' LIMIT 1", (rep.user_id,)).scalar()
+                                       "AND stage NOT IN ('closed_won', 'closed_lost') ORDER BY opportunity_id LIMIT 1",
+                                       (rep.user_id,)).scalar()
+    assert deal_id is not None, "the demo rep should own at least one open deal"
     at = _app(store, "rep", "records")
     at.segmented_control(key="records_entity").set_value("opportunities").run()
     at.text_input(key="records_search_opportunities").input(deal_id).run()

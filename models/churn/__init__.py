@@ -44,7 +44,7 @@ def backtest(activity: pl.DataFrame, config: ChurnConfig | None = None, seed: in
     evaluation_cutoff = add_months(scoring_cutoff, -config.label_delay_months)
     cutoffs = _training_cutoffs(first, add_months(evaluation_cutoff, -config.label_delay_months), config)
     train = churn_model.training_frame(frame, cutoffs, config)
-    pipeline = churn_model.fit(train, seed)
+    pipeline = churn_model.fit(train, seed, config.max_training_rows)
     test = churn_model.churn_examples(frame, evaluation_cutoff, config)
     probability = churn_model.predict(pipeline, test)
     baseline_score = churn_model.recency_baseline(test)
@@ -74,7 +74,7 @@ def train(activity: pl.DataFrame, config: ChurnConfig | None = None, seed: int =
     first, scoring_cutoff = churn_model.first_and_last_month(frame)
     cutoffs = _training_cutoffs(first, add_months(scoring_cutoff, -config.label_delay_months), config)
     examples = churn_model.training_frame(frame, cutoffs, config)
-    pipeline = churn_model.fit(examples, seed)
+    pipeline = churn_model.fit(examples, seed, config.max_training_rows)
     grade = grade_churn(result["metrics"], result["baseline"])
     metadata = {
         "seed": seed,

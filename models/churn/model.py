@@ -26,8 +26,14 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
-from models.features import (ACTIVE_MONTH, CHURN_FEATURE_LABELS, CHURN_FEATURES, add_months, churn_features,
-                             with_month_index)
+from models.features import (
+    ACTIVE_MONTH,
+    CHURN_FEATURE_LABELS,
+    CHURN_FEATURES,
+    add_months,
+    churn_features,
+    with_month_index,
+)
 
 #: Risk bands on the 90-day churn probability, highest first.
 RISK_BANDS = (("high", 0.30), ("medium", 0.10), ("low", 0.0))
@@ -41,6 +47,8 @@ class ChurnConfig:
     min_history_months: int = 12
     #: number of monthly cut-offs in the training window (the latest ones whose labels are known)
     training_cutoffs: int = 24
+    #: at large scale a seeded random sample of this many customer-cutoff rows is plenty to fit on
+    max_training_rows: int = 150_000
 
     @property
     def label_delay_months(self) -> int:
@@ -92,7 +100,9 @@ def build_pipeline(seed: int) -> Pipeline:
     return Pipeline([("columns", columns), ("model", estimator)])
 
 
-def fit(examples: pl.DataFrame, seed: int) -> Pipeline:
+def fit(examples: pl.DataFrame, seed: int, max_rows: int | None = None) -> Pipeline:
+    if max_rows is not None and examples.height > max_rows:
+        examples = examples.sample(n=max_rows, seed=seed)
     labels = examples["churned"].to_numpy()
     if labels.min() == labels.max():
         raise ValueError(f"churn training window holds {len(labels)} examples of one outcome only; "
@@ -174,7 +184,3 @@ def score_frame(pipeline: Pipeline, examples: pl.DataFrame, reference: np.ndarra
         **{name: pl.Series(name, values, dtype=pl.Float64 if name.endswith("effect") else pl.String)
            for name, values in columns.items()},
     })
-
-
-def to_pandas(examples: pl.DataFrame) -> pd.DataFrame:
-    return examples.select(CHURN_FEATURES).to_pandas()

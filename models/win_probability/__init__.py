@@ -97,21 +97,25 @@ def score(artifacts: dict, stage_rates: dict[str, float], opportunities: pl.Data
     if snaps.is_empty():
         return pl.DataFrame(schema={"opportunity_id": pl.String, "stage": pl.String, "amount": pl.Float64,
                                     "expected_close_date": pl.Date, "win_probability": pl.Float64,
-                                    "stage_win_rate": pl.Float64})
+                                    "stage_win_rate": pl.Float64, "as_of_date": pl.Date})
     probability = wm.predict(artifacts["pipeline"], snaps)
     return snaps.select(
         "opportunity_id", pl.col("stage_at_cutoff").alias("stage"), "amount", "expected_close_date",
     ).with_columns(pl.Series("win_probability", probability),
-                   pl.Series("stage_win_rate", wm.stage_rate_baseline(stage_rates, snaps)))
+                   pl.Series("stage_win_rate", wm.stage_rate_baseline(stage_rates, snaps)),
+                   pl.lit(as_of_date(activity)).alias("as_of_date"))
 
 
 def weighted_pipeline(scores: pl.DataFrame) -> pl.DataFrame:
-    """Open deals x win probability by expected close month (overdue expected dates count in month one)."""
+    """Open deals x win probability by expected close month; a deal whose expected close date has passed
+    counts in the current month (it is still expected to close, just late)."""
     if scores.is_empty():
         return pl.DataFrame(schema={"expected_close_month": pl.Date, "open_deals": pl.Int64,
                                     "pipeline_amount": pl.Float64, "weighted_amount": pl.Float64,
                                     "stage_rate_weighted_amount": pl.Float64})
-    return (scores.with_columns(pl.col("expected_close_date").dt.truncate("1mo").alias("expected_close_month"))
+    as_of_month = pl.col("as_of_date").dt.truncate("1mo")
+    return (scores.with_columns(pl.max_horizontal(pl.col("expected_close_date").dt.truncate("1mo"), as_of_month)
+                                .alias("expected_close_month"))
             .group_by("expected_close_month")
             .agg(pl.len().cast(pl.Int64).alias("open_deals"),
                  pl.col("amount").sum().alias("pipeline_amount"),

@@ -51,8 +51,13 @@ def run_job(home: CrmHome, job_name: str = "full_build_job",
             on_step: Callable[[str, str, int], None] | None = None, log_level: str = "WARNING") -> JobOutcome:
     """Execute a job in-process; `on_step(step_key, status, total_steps)` is called as steps finish."""
     prepare_dagster_home(home)
+    import warnings
+
     import dagster as dg
     from dagster._core.utils import make_new_run_id
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
     from pipelines.definitions import defs
 
@@ -60,6 +65,7 @@ def run_job(home: CrmHome, job_name: str = "full_build_job",
     total = len(job.graph.node_dict)
     run_id = make_new_run_id()
     with dg.DagsterInstance.get() as instance:
+        release_abandoned_runs(instance)
         stop = threading.Event()
         watcher = None
         if on_step is not None:
@@ -68,6 +74,7 @@ def run_job(home: CrmHome, job_name: str = "full_build_job",
         try:
             result = job.execute_in_process(
                 instance=instance, run_id=run_id, raise_on_error=False,
+                tags={LAUNCHER_TAG: "crm run", PID_TAG: str(os.getpid())},
                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
         finally:
             stop.set()
@@ -80,6 +87,40 @@ def run_job(home: CrmHome, job_name: str = "full_build_job",
             if failure is not None and failure.step_failure_data and failure.step_failure_data.error:
                 error = failure.step_failure_data.error.message.strip().splitlines()[-1]
         return JobOutcome(run_id, result.success, failed, error)
+
+
+LAUNCHER_TAG, PID_TAG = "crm/launcher", "crm/pid"
+
+
+def release_abandoned_runs(instance) -> list[str]:
+    """Fail `crm run` runs whose process is gone (killed mid-run) and free their pool slots.
+
+    An in-process run holds the `warehouse` pool slot in the instance; a process killed by SIGKILL
+    never gives it back and, with no daemon watching, the next run would wait for it forever. The
+    warehouse itself needs no repair: every load is one DuckDB transaction.
+    """
+    from dagster import DagsterRunStatus, RunsFilter
+
+    released = []
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+                                            tags={LAUNCHER_TAG: "crm run"})):
+        pid = int(run.tags.get(PID_TAG, "0") or 0)
+        if pid and _alive(pid):
+            continue
+        instance.report_run_failed(run, message=f"The `crm run` process ({pid}) ended without finishing the run.")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _watch(instance, run_id: str, total: int, on_step, stop: threading.Event) -> None:

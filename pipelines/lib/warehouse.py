@@ -53,6 +53,7 @@ LOAD_LOG_COLUMNS: dict[str, str] = {
     "rows_loaded": "BIGINT",
     "rows_quarantined": "BIGINT",
     "duplicates_dropped": "BIGINT",
+    "rows_erased": "BIGINT",  # rows of customers erased on request (tombstones), dropped on purpose
     "status": "VARCHAR",  # loaded | skipped_unchanged | unreadable
     "error": "VARCHAR",
     "started_at": "TIMESTAMP",

@@ -73,6 +73,7 @@ def _outcome(entity: Entity, result: EntityResult, problems: list[dict]) -> dg.M
         "rows_loaded": result.total("rows_loaded"),
         "rows_quarantined": result.total("rows_quarantined"),
         "duplicates_dropped": result.total("duplicates_dropped"),
+        "rows_erased": result.total("rows_erased"),
         "sources_loaded": len(loaded),
         "sources_skipped_unchanged": sum(s.status == "skipped_unchanged" for s in result.sources),
         "unreadable_files": dg.MetadataValue.json([{"file": s.source_file, "error": s.error}

@@ -4,7 +4,8 @@ Raw layer (shared with dbt, do not change without the dbt owner): `raw.<entity>`
 one row per primary key (latest `updated_at` wins), contract columns in contract order with DuckDB types,
 then `_source`, `_source_file`, `_source_line`, `_batch_id`, `_ingested_at`. `raw._quarantine` holds every
 rejected row with reason, field, file and line; `raw._load_log` one row per (batch, entity, source file)
-with rows_read = rows_loaded + rows_quarantined + duplicates_dropped; `raw._landing_files` the sha256 of
+with rows_read = rows_loaded + rows_quarantined + duplicates_dropped + rows_erased (rows of customers
+erased on request, see `pipelines.lib.erasure`); `raw._landing_files` the sha256 of
 each landing file last loaded (unchanged files are skipped).
 
 Column mapping for exports whose headers differ: see `pipelines.lib.ingest.mapping` (format documented

@@ -1,4 +1,4 @@
-"""Count reconciliation: every input row is loaded, quarantined or an exact duplicate dropped."""
+"""Count reconciliation: every input row is loaded, quarantined, an exact duplicate dropped, or erased."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def reconcile(con: duckdb.DuckDBPyConnection, batch_id: str | None = None,
         params.append(entity)
     sql = f"""
         SELECT l.batch_id, l.entity, l.source_file, l.rows_read, l.rows_loaded, l.rows_quarantined,
-               l.duplicates_dropped
+               l.duplicates_dropped, l.rows_erased
         FROM {raw_table('_load_log')} AS l
         WHERE {' AND '.join(clauses)}
-          AND l.rows_read <> l.rows_loaded + l.rows_quarantined + l.duplicates_dropped
+          AND l.rows_read <> l.rows_loaded + l.rows_quarantined + l.duplicates_dropped + l.rows_erased
     """  # noqa: S608 - fixed clauses, values are parameters
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
@@ -44,6 +44,7 @@ def batch_summary(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict]:
                coalesce(sum(rows_loaded), 0) AS rows_loaded,
                coalesce(sum(rows_quarantined), 0) AS rows_quarantined,
                coalesce(sum(duplicates_dropped), 0) AS duplicates_dropped,
+               coalesce(sum(rows_erased), 0) AS rows_erased,
                string_agg(error, ' | ') FILTER (WHERE status = 'unreadable') AS errors
         FROM {raw_table('_load_log')} WHERE batch_id = ? GROUP BY entity ORDER BY entity
     """, [batch_id])  # noqa: S608

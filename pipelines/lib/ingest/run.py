@@ -35,6 +35,7 @@ from pipelines.lib.ingest.readers import (
     read_jsonl_many,
 )
 from pipelines.lib.ingest.store_source import read_store_frame
+from pipelines.lib.erasure import drop_erased, load_tombstones
 from pipelines.lib.warehouse import (
     LANDING_FILES_COLUMNS,
     LOAD_LOG_COLUMNS,
@@ -58,11 +59,13 @@ class SourceResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     duplicates_dropped: int = 0
+    rows_erased: int = 0
     error: str | None = None
 
     @property
     def reconciled(self) -> bool:
-        return self.rows_read == self.rows_loaded + self.rows_quarantined + self.duplicates_dropped
+        return self.rows_read == (self.rows_loaded + self.rows_quarantined + self.duplicates_dropped
+                                  + self.rows_erased)
 
 
 @dataclass
@@ -154,6 +157,7 @@ class Ingestor:
         self.store_url = store_url or home.operational_db_url
         self._store = None
         self._ref_cache: dict[str, pl.Series] = {}
+        self._tombstones: set[str] | None = None
         self.log = log or (lambda _msg: None)
 
     # --- sources ----------------------------------------------------------------------------------
@@ -166,6 +170,13 @@ class Ingestor:
 
             self._store = OperationalStore(self.store_url)
         return self._store
+
+    @property
+    def tombstones(self) -> set[str]:
+        """Hashes of records erased on request; their rows never come back (pipelines.lib.erasure)."""
+        if self._tombstones is None:
+            self._tombstones = load_tombstones(self.store) if self.store is not None else set()
+        return self._tombstones
 
     def close(self) -> None:
         if self._store is not None:
@@ -339,6 +350,8 @@ class Ingestor:
                 text = text.with_columns(pl.lit(None, dtype=pl.String).alias(column))
         text = text.select([*entity.column_names, SRC, LINE]) if texts else pl.DataFrame(
             schema={**{c: pl.String for c in entity.column_names}, SRC: pl.Int64, LINE: pl.Int64})
+        text, erased = drop_erased(self.con, self.tombstones, entity.name, text)
+        erased_counts = dict(erased.group_by(SRC).len().iter_rows()) if erased.height else {}
         bad = pl.DataFrame(malformed, schema=QUARANTINE_SCHEMA)
         part_days = {i: p.day for i, p in enumerate(parts)} if entity.partition_by_day else None
         checked = check_batch(entity, text, bad, self.reference_ids, part_days)
@@ -349,7 +362,7 @@ class Ingestor:
             sources.append(SourceResult(
                 part.source_file, "loaded", rows_read=part.rows_read,
                 rows_loaded=checked.loaded_counts.get(i, 0), rows_quarantined=q_counts.get(i, 0),
-                duplicates_dropped=checked.duplicates.get(i, 0)))
+                duplicates_dropped=checked.duplicates.get(i, 0), rows_erased=erased_counts.get(i, 0)))
         store_part = next((p for p in parts if p.source == "store"), None)
         store_ids = (store_part.rows.frame.get_column(entity.primary_key).drop_nulls().to_list()
                      if store_part is not None and entity.primary_key in store_part.rows.frame.columns else [])
@@ -383,7 +396,7 @@ class Ingestor:
         log = pl.DataFrame([{
             "batch_id": self.batch_id, "entity": entity.name, "source_file": s.source_file,
             "rows_read": s.rows_read, "rows_loaded": s.rows_loaded, "rows_quarantined": s.rows_quarantined,
-            "duplicates_dropped": s.duplicates_dropped, "status": s.status, "error": s.error,
+            "duplicates_dropped": s.duplicates_dropped, "rows_erased": s.rows_erased, "status": s.status, "error": s.error,
             "started_at": started, "finished_at": now} for s in sources],
             schema={c: _POLARS_TYPES[t] for c, t in LOAD_LOG_COLUMNS.items()})
         landing = pl.DataFrame([{
