@@ -1,5 +1,8 @@
 """`crm bench` section for the models: training and scoring seconds per model at the bench's scale.
 
+One entry per model of models.jobs.MODEL_NAMES (churn, sales_forecast, win_probability, next_best_product,
+clv) with its train and score seconds and grade; `scores_rows` counts the rows of each scores table.
+
 Registered through the bench registry (pipelines/lib/bench.py, BENCH_PLUGINS). If the bench home has no
 marts yet (no dbt step ran before this one), the ML marts and what they need are built first with
 `dbt run` and that time is reported separately, so the model figures stay comparable.

@@ -58,3 +58,20 @@ def grade_next_best_product(metrics: dict[str, float], baseline: dict[str, float
     rule = "A: hit rate at 3 >= 1.1 x most-popular baseline; B: above the baseline; C: otherwise"
     reason = f"hit rate at 3 {hit:.3f} vs most-popular baseline {base:.3f}"
     return Grade("A" if hit >= 1.1 * base else "B" if hit > base else "C", rule, reason)
+
+
+def grade_clv(metrics: dict[str, float], baseline: dict[str, float]) -> Grade:
+    """Holdout purchases per customer against carrying each customer's past rate forward, plus the total.
+
+    A also asks the total predicted purchases to be within 15% of what happened, since CLV is summed over
+    customers (a segment's value) as often as it is read one customer at a time.
+    """
+    ratio = metrics["purchases_mae"] / baseline["purchases_mae"] if baseline["purchases_mae"] > 0 else float("inf")
+    total = metrics["purchases_total_ratio"]
+    rule = ("A: holdout purchases MAE <= 0.9 x historical-rate baseline and total predicted purchases within "
+            "15% of actual; B: MAE below the baseline; C: otherwise")
+    reason = (f"holdout purchases MAE {metrics['purchases_mae']:.3f} vs historical-rate baseline "
+              f"{baseline['purchases_mae']:.3f} (ratio {ratio:.2f}); predicted / actual purchases {total:.2f}")
+    if ratio <= 0.9 and abs(total - 1.0) <= 0.15:
+        return Grade("A", rule, reason)
+    return Grade("B" if ratio < 1.0 else "C", rule, reason)

@@ -21,12 +21,13 @@ import duckdb
 import polars as pl
 
 from models import churn, forecast, next_best_product, win_probability
+from models.clv import job as clv_job
 from models.common import TrainedModel
 from models.features import read_mart
 from models.registry import ModelRegistry, ModelVersion
 from pipelines.lib.home import CrmHome
 
-MODEL_NAMES = (churn.NAME, forecast.NAME, win_probability.NAME, next_best_product.NAME)
+MODEL_NAMES = (churn.NAME, forecast.NAME, win_probability.NAME, next_best_product.NAME, clv_job.NAME)
 INPUT_MARTS = ("fct_customer_monthly_activity", "fct_revenue_monthly_by_slice", "fct_customer_product_purchases",
                "fct_opportunities", "fct_deal_stages")
 SCHEMA = "scores"
@@ -89,6 +90,7 @@ def _trainers(inputs: MartInputs, seed: int) -> dict[str, Callable[[], TrainedMo
         win_probability.NAME: lambda: win_probability.train(inputs.opportunities, inputs.deal_stages,
                                                             inputs.activity, seed=seed),
         next_best_product.NAME: lambda: next_best_product.train(inputs.purchases, inputs.activity, seed=seed),
+        clv_job.NAME: lambda: clv_job.train(inputs.purchases, inputs.activity, seed=seed),
     }
 
 
@@ -194,6 +196,7 @@ def score_models(home: CrmHome, con: duckdb.DuckDBPyConnection, seed: int = 42,
         win_probability.NAME: lambda art, mv: _win_tables(art, mv, inputs),
         next_best_product.NAME: lambda art, mv: {
             "next_best_product": next_best_product.score(art, inputs.purchases, inputs.activity)},
+        clv_job.NAME: lambda art, mv: {"clv_scores": clv_job.score(art, inputs.purchases, inputs.activity)},
     }
     for name in MODEL_NAMES:
         if registry.current_version(name) is None:

@@ -6,6 +6,7 @@ call directly.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -18,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+console = Console(file=sys.stdout)  # bound now: `crm run` redirects sys.stdout to its log
 
 
 def _home(home: Path | None) -> CrmHome:

@@ -15,11 +15,13 @@ from pipelines.defs.dbt import defs as dbt_defs
 from pipelines.defs.ingest import defs as ingest_defs
 from pipelines.defs.ingest.resources import CrmHomeResource
 from pipelines.defs.ml import defs as ml_defs
+from pipelines.defs.publish import defs as publish_defs
 
 CONCERNS: list[dg.Definitions] = [
     ingest_defs,
     dbt_defs,
     ml_defs,
+    publish_defs,
 ]
 
 FULL_BUILD_JOB = "full_build_job"

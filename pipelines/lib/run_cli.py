@@ -35,7 +35,13 @@ def run_pipeline_command(home: CrmHome, job: str, console: Console) -> int:
                         description=f"{job}: {'done' if outcome.success else 'FAILED'}")
     _print_summary(home, outcome.run_id, console)
     console.print(f"Warehouse: [bold]{home.warehouse}[/bold]   Dagster runs: [bold]{home.dagster_home}[/bold] "
-                  "(open them with `crm ui`)")
+                  "(open them with `crm ui`)   Run log: "
+                  f"[bold]{home.logs / 'pipeline.log'}[/bold]")
+    from pipelines.lib.snapshot import current_snapshot_path
+
+    snapshot = current_snapshot_path(home)
+    if outcome.success and snapshot is not None:
+        console.print(f"Published snapshot for the portal and notebooks: [bold]{snapshot}[/bold]")
     if not outcome.success:
         console.print(f"[red]Run {outcome.run_id} failed in {', '.join(outcome.failed_steps) or 'setup'}: "
                       f"{outcome.error}[/red] Details: `crm ui`, run {outcome.run_id[:8]}.")

@@ -6,6 +6,7 @@ runs started from the command line appear in the Dagster UI (`crm ui`) next to s
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import shutil
@@ -71,11 +72,14 @@ def run_job(home: CrmHome, job_name: str = "full_build_job",
         if on_step is not None:
             watcher = threading.Thread(target=_watch, args=(instance, run_id, total, on_step, stop), daemon=True)
             watcher.start()
+        home.logs.mkdir(parents=True, exist_ok=True)
         try:
-            result = job.execute_in_process(
-                instance=instance, run_id=run_id, raise_on_error=False,
-                tags={LAUNCHER_TAG: "crm run", PID_TAG: str(os.getpid())},
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+            # dbt echoes hundreds of lines to stdout: keep them in the run log, not on the user's screen
+            with open(home.logs / "pipeline.log", "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+                result = job.execute_in_process(
+                    instance=instance, run_id=run_id, raise_on_error=False,
+                    tags={LAUNCHER_TAG: "crm run", PID_TAG: str(os.getpid())},
+                    run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
         finally:
             stop.set()
             if watcher is not None:

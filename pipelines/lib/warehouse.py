@@ -133,8 +133,24 @@ def _create(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str])
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
 
 
+#: Score tables customer 360 joins (see dbt_project/macros/optional_score_columns.sql). They exist, empty,
+#: before the first scoring run so the 360 view always joins them and shows the scores of the same run.
+SCORE_PLACEHOLDERS: dict[str, dict[str, str]] = {
+    "churn_scores": {"customer_key": "VARCHAR", "churn_probability": "DOUBLE", "risk_band": "VARCHAR",
+                     "model_version": "VARCHAR"},
+    "clv_scores": {"customer_key": "VARCHAR", "predicted_clv": "DOUBLE", "model_version": "VARCHAR"},
+}
+
+
+def ensure_score_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS scores")
+    for table, columns in SCORE_PLACEHOLDERS.items():
+        _create(con, f"scores.{quote_ident(table)}", columns)
+
+
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema and every table the contract defines (idempotent)."""
+    """Create the raw schema and every table the contract defines, and the score tables (idempotent)."""
+    ensure_score_tables(con)
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
     contract = load_contract()

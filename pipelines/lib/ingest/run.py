@@ -22,6 +22,7 @@ import polars as pl
 
 from pipelines.contract import DUCKDB_TYPES, Entity, load_contract
 from pipelines.contract.validate import ROW, to_text
+from pipelines.lib.erasure import drop_erased, load_tombstones
 from pipelines.lib.home import CrmHome
 from pipelines.lib.ingest.checks import LINE, QUARANTINE_SCHEMA, SRC, check_batch
 from pipelines.lib.ingest.load import LoadPlan, write_plan
@@ -35,7 +36,6 @@ from pipelines.lib.ingest.readers import (
     read_jsonl_many,
 )
 from pipelines.lib.ingest.store_source import read_store_frame
-from pipelines.lib.erasure import drop_erased, load_tombstones
 from pipelines.lib.warehouse import (
     LANDING_FILES_COLUMNS,
     LOAD_LOG_COLUMNS,

@@ -1,5 +1,6 @@
 -- Customer 360: one row per customer joining identity, value, RFM/lifecycle/tier, receivables, service,
 -- interactions, open deals, contracts and - once the ML assets have written them - model scores.
+{{ config(materialized='view') }}
 {%- set churn_scores = scores_relation('churn_scores') %}
 {%- set clv_scores = scores_relation('clv_scores') %}
 with as_of as (
