@@ -89,30 +89,63 @@ def stacked_by_stage(frame: pl.DataFrame, x: str, y: str, title: str, area: bool
     return _layout(fig, title)
 
 
-def forecast(frame: pl.DataFrame, actual: pl.DataFrame | None = None) -> go.Figure:
-    """Forecast line with its prediction interval band, and the actuals before it."""
-    if frame.is_empty():
+def forecast(frame: pl.DataFrame, actual: pl.DataFrame | None = None, title: str = "Revenue forecast") -> go.Figure:
+    """Forecast line with its 95% and 80% prediction bands, and the actual monthly revenue before it."""
+    if frame.is_empty() or "forecast" not in frame.columns:
         return empty("Forecast not yet computed")
-    x = next((c for c in ("month", "forecast_month", "period", "ds", "date") if c in frame.columns), frame.columns[0])
-    y = next((c for c in ("forecast", "predicted_revenue", "yhat", "point_forecast", "revenue_forecast", "prediction")
-              if c in frame.columns), None)
-    lo = next((c for c in frame.columns if c.startswith(("lower", "lo", "pi_lower", "yhat_lower"))), None)
-    hi = next((c for c in frame.columns if c.startswith(("upper", "hi", "pi_upper", "yhat_upper"))), None)
-    if y is None:
-        return empty("Forecast table has no forecast column")
-    frame = frame.sort(x)
+    frame = frame.sort("month")
+    months = _col(frame, "month")
     fig = go.Figure()
-    if lo and hi:
-        fig.add_trace(go.Scatter(x=_col(frame, x) + _col(frame, x)[::-1], y=_col(frame, hi) + _col(frame, lo)[::-1],
-                                 fill="toself", fillcolor="rgba(37,99,235,0.15)", line={"width": 0},
-                                 name="prediction interval", hoverinfo="skip"))
+    for level, alpha in (("95", 0.10), ("80", 0.22)):
+        lo, hi = f"lower_{level}", f"upper_{level}"
+        if lo in frame.columns and hi in frame.columns:
+            fig.add_trace(go.Scatter(x=months + months[::-1], y=_col(frame, hi) + _col(frame, lo)[::-1],
+                                     fill="toself", fillcolor=f"rgba(37,99,235,{alpha})", line={"width": 0},
+                                     mode="lines", name=f"{level}% interval", hoverinfo="skip"))
     if actual is not None and not actual.is_empty():
-        fig.add_trace(go.Scatter(x=_col(actual, "month"), y=_col(actual, "won_revenue"), name="actual",
-                                 mode="lines+markers", line={"color": "#0f172a"}))
-    fig.add_trace(go.Scatter(x=_col(frame, x), y=_col(frame, y), name="forecast", mode="lines+markers",
-                             line={"color": PALETTE[0], "dash": "dash", "width": 3}))
+        fig.add_trace(go.Scatter(x=_col(actual, "month"), y=_col(actual, "revenue"), name="actual",
+                                 mode="lines+markers", line={"color": "#0f172a"},
+                                 hovertemplate="%{x|%b %Y}: %{y:,.0f}<extra>actual</extra>"))
+    fig.add_trace(go.Scatter(x=months, y=_col(frame, "forecast"), name="forecast", mode="lines+markers",
+                             line={"color": PALETTE[0], "dash": "dash", "width": 3},
+                             hovertemplate="%{x|%b %Y}: %{y:,.0f}<extra>forecast</extra>"))
     fig.update_yaxes(tickformat=",.0f")
-    return _layout(fig, "Revenue forecast", height=400)
+    return _layout(fig, title, height=400)
+
+
+def forecast_accuracy(frame: pl.DataFrame) -> go.Figure:
+    """Past forecasts (one marker per origin) against the revenue that came in, per month."""
+    if frame.is_empty():
+        return empty("No past forecast has reached a complete month yet")
+    fig = go.Figure()
+    actual = frame.group_by("month").agg(pl.col("actual").first()).sort("month")
+    fig.add_trace(go.Scatter(x=_col(actual, "month"), y=_col(actual, "actual"), name="actual", mode="lines+markers",
+                             line={"color": "#0f172a"}))
+    for i, horizon in enumerate(sorted(set(_col(frame, "horizon")))):
+        part = frame.filter(pl.col("horizon") == horizon).sort("month")
+        fig.add_trace(go.Scatter(x=_col(part, "month"), y=_col(part, "forecast"), mode="markers",
+                                 name=f"forecast {horizon} month(s) ahead",
+                                 marker={"size": 9, "color": PALETTE[(i + 1) % len(PALETTE)]},
+                                 hovertemplate="%{x|%b %Y}: %{y:,.0f}<extra></extra>"))
+    fig.update_yaxes(tickformat=",.0f")
+    return _layout(fig, "Past forecasts against what happened", height=380)
+
+
+def weighting_comparison(frame: pl.DataFrame) -> go.Figure:
+    """Open amount, model-weighted and stage-rate-weighted amount per expected close month."""
+    if frame.is_empty():
+        return empty("No open pipeline for this selection")
+    monthly = frame.group_by("expected_close_month").agg(pl.col("open_amount", "weighted_amount",
+                                                                 "stage_weighted_amount").sum()
+                                                        ).sort("expected_close_month")
+    months = _col(monthly, "expected_close_month")
+    names = {"open_amount": "open amount", "weighted_amount": "weighted by win-probability model",
+             "stage_weighted_amount": "weighted by stage win rate"}
+    fig = go.Figure([go.Bar(x=months, y=_col(monthly, c), name=label, marker_color=PALETTE[i if i else 8])
+                     for i, (c, label) in enumerate(names.items())])
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(tickformat=",.0f")
+    return _layout(fig, "Open pipeline by expected close month")
 
 
 def rfm_heatmap(frame: pl.DataFrame) -> go.Figure:

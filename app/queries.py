@@ -89,8 +89,8 @@ def _cached(snapshot: str, path: str, sql: str, params: tuple, name: str) -> pl.
         start = time.perf_counter()
         used = set(_PARAM.findall(sql))  # DuckDB refuses parameters the statement does not use
         bound = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params if k in used}
-        result = cursor.execute(sql, bound) if bound else cursor.execute(sql)
-        frame = pl.from_arrow(result.to_arrow_table())
+        # a relation hands Arrow over without the extra copy a DB-API result makes
+        frame = pl.from_arrow(cursor.sql(sql, params=bound or None).to_arrow_table())
         elapsed = time.perf_counter() - start
         QUERY_TIMINGS[name] = max(QUERY_TIMINGS.get(name, 0.0), elapsed)
         return frame
@@ -442,15 +442,53 @@ def deals(viewer: Viewer, filters: dict[str, Any] | None = None, stage: str | No
 
 
 # --- pipeline and forecast --------------------------------------------------------------------------------
+#: scores tables of the ML engineer's models (models/jobs.py), published with the marts.
+CHURN = "scores.churn_scores"
+CLV = "scores.clv_scores"
+NBP = "scores.next_best_product"
+WIN = "scores.win_probability"
+FORECAST = "scores.sales_forecast"
+ACCURACY = "scores.forecast_accuracy"
+REGISTRY = "scores.model_registry"
+
+
 def weighted_pipeline(viewer: Viewer, filters: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Open amount and win-probability-weighted amount by expected close month and stage."""
+    """Open amount by expected close month and stage, weighted by the win-probability model per deal.
+
+    `weighted_amount` uses the model's probability (the stage's historical win rate for a deal the model
+    has not scored); `stage_weighted_amount` is the plain stage-rate weighting it is compared with.
+    """
     if not has_table("marts.fct_weighted_pipeline"):
         return pl.DataFrame()
-    return _run("""
-        select expected_close_month, stage, stage_order, count(*) as open_deals, sum(amount) as open_amount,
-               sum(weighted_amount) as weighted_amount, avg(stage_win_probability) as win_probability
-        from marts.fct_weighted_pipeline where /*deals*/ group by all order by 1, stage_order""",
-        _deal_params(viewer, filters), name="weighted_pipeline")
+    probability = "coalesce(p.win_probability, w.stage_win_probability)" if has_table(WIN, "win_probability") \
+        else "w.stage_win_probability"
+    join = "left join scores.win_probability p on p.opportunity_id = w.opportunity_id" if has_table(WIN) else ""
+    sql = f"""
+        select w.expected_close_month, w.stage, w.stage_order, count(*) as open_deals,
+               sum(w.amount) as open_amount,
+               sum(w.amount * {probability}) as weighted_amount,
+               sum(w.weighted_amount) as stage_weighted_amount,
+               sum(w.amount * {probability}) / nullif(sum(w.amount), 0) as win_probability
+        from marts.fct_weighted_pipeline w {join}
+        where /*deals*/ group by all order by 1, w.stage_order"""  # noqa: S608 - fragments fixed above
+    return _run(sql, _deal_params(viewer, filters), name="weighted_pipeline")
+
+
+def open_deals_scored(viewer: Viewer, filters: dict[str, Any] | None = None, limit: int = 500) -> pl.DataFrame:
+    """Open deals with the model's win probability next to the stage's historical rate, largest expected value
+    first: what to push this month."""
+    if not has_table("marts.fct_weighted_pipeline"):
+        return pl.DataFrame()
+    scored = has_table(WIN, "win_probability")
+    probability = "p.win_probability" if scored else "cast(null as double)"
+    join = "left join scores.win_probability p on p.opportunity_id = w.opportunity_id" if scored else ""
+    sql = f"""
+        select w.opportunity_id, w.opportunity_name, w.account_id, w.owner_user_id, w.stage, w.amount,
+               w.expected_close_date, w.is_past_expected_close, {probability} as win_probability,
+               w.stage_win_probability, w.amount * coalesce({probability}, w.stage_win_probability) as expected_value
+        from marts.fct_weighted_pipeline w {join}
+        where /*deals*/ order by expected_value desc nulls last limit $limit"""  # noqa: S608 - fixed fragments
+    return mask(_run(sql, {**_deal_params(viewer, filters), "limit": limit}, name="open_deals_scored"), viewer)
 
 
 def pipeline_history(viewer: Viewer, filters: dict[str, Any] | None = None, days: int = 365) -> pl.DataFrame:
@@ -476,20 +514,78 @@ def _score_table(*candidates: str) -> str | None:
     return first_table(*(f"scores.{c}" for c in candidates))
 
 
-def forecast(viewer: Viewer) -> pl.DataFrame:
-    """Monthly revenue forecast with its prediction interval (company level: forecasts are not per owner)."""
-    table = _score_table("sales_forecast", "revenue_forecast", "forecast", "forecast_monthly")
-    if table is None:
-        return pl.DataFrame()
-    return _run(f"select * from {table}", name="forecast")  # noqa: S608 - table from a fixed list
+def forecast_slices(viewer: Viewer) -> dict[str, list[str]]:
+    """The slices the forecast is published for: {"overall": ["all"], "region": [...], ...}."""
+    if not has_table(FORECAST):
+        return {}
+    frame = _run("select slice_type, list(distinct slice_value order by slice_value) as slice_values "
+                 "from scores.sales_forecast group by all order by any_value(slice_type <> 'overall'), slice_type",
+                 name="forecast_slices")
+    return {r["slice_type"]: r["slice_values"] for r in frame.iter_rows(named=True)}
 
 
-def forecast_accuracy(viewer: Viewer) -> pl.DataFrame:
-    """Past forecasts scored against what happened, and the backtest metrics."""
-    table = _score_table("forecast_accuracy", "forecast_history", "forecast_backtest")
-    if table is None:
+def forecast(viewer: Viewer, slice_type: str = "overall", slice_value: str = "all") -> pl.DataFrame:
+    """The latest monthly revenue forecast of one slice with its 80% and 95% prediction intervals
+    (company level: forecasts are not per owner)."""
+    if not has_table(FORECAST):
         return pl.DataFrame()
-    return _run(f"select * from {table}", name="forecast_accuracy")  # noqa: S608 - table from a fixed list
+    return _run("""
+        select month_start as month, horizon, round(forecast) as forecast, round(lower_80) as lower_80,
+               round(upper_80) as upper_80, round(lower_95) as lower_95, round(upper_95) as upper_95, origin_month,
+               model_version
+        from scores.sales_forecast where slice_type = $slice_type and slice_value = $slice_value
+        order by month_start""", {"slice_type": slice_type, "slice_value": slice_value}, name="forecast")
+
+
+def revenue_actuals(viewer: Viewer, slice_type: str = "overall", slice_value: str = "all",
+                    months: int = 24) -> pl.DataFrame:
+    """Completed-order revenue per complete month of a slice: what the forecast predicts, to draw before it."""
+    if not has_table("marts.fct_revenue_monthly_by_slice"):
+        return pl.DataFrame()
+    return _run("""
+        select month_start as month, revenue from marts.fct_revenue_monthly_by_slice
+        where slice_type = $slice_type and slice_value = $slice_value and is_complete_month
+        order by month_start desc limit $months""",
+                {"slice_type": slice_type, "slice_value": slice_value, "months": months},
+                name="revenue_actuals").sort("month")
+
+
+def forecast_accuracy(viewer: Viewer, slice_type: str = "overall", slice_value: str = "all") -> pl.DataFrame:
+    """Past forecasts of a slice scored against what happened, one row per forecast month and origin."""
+    if not has_table(ACCURACY):
+        return pl.DataFrame()
+    return _run("""
+        select month_start as month, origin_month, horizon, round(forecast) as forecast, round(actual) as actual,
+               round(error) as error, absolute_percentage_error, inside_80, inside_95, model_version,
+               forecast_made_at
+        from scores.forecast_accuracy where slice_type = $slice_type and slice_value = $slice_value
+        qualify row_number() over (partition by origin_month, month_start
+                                   order by forecast_made_at desc, model_version desc) = 1
+        order by month_start, horizon""", {"slice_type": slice_type, "slice_value": slice_value},
+                name="forecast_accuracy")
+
+
+def forecast_accuracy_by_horizon(viewer: Viewer) -> pl.DataFrame:
+    """Track record of stored forecasts by months ahead, over every slice: MAPE and interval coverage."""
+    if not has_table(ACCURACY):
+        return pl.DataFrame()
+    return _run("""
+        with latest as (
+            -- the latest forecast made from each origin (a re-score with a new version replaces the earlier one)
+            select * from scores.forecast_accuracy
+            qualify row_number() over (partition by slice_type, slice_value, origin_month, month_start
+                                       order by forecast_made_at desc, model_version desc) = 1
+        )
+        select horizon, count(*) as forecasts_scored, avg(absolute_percentage_error) as mape,
+               avg(inside_80::int) as coverage_80, avg(inside_95::int) as coverage_95
+        from latest group by all order by horizon""", name="forecast_accuracy_by_horizon")
+
+
+def forecasts_stored(viewer: Viewer) -> int:
+    """How many forecast rows the history holds (scored or still waiting for their month to end)."""
+    if not has_table("scores.forecast_history"):
+        return 0
+    return int(_run("select count(*) as n from scores.forecast_history", name="forecasts_stored")["n"][0])
 
 
 # --- service ----------------------------------------------------------------------------------------------
@@ -655,11 +751,62 @@ def load_log(viewer: Viewer, limit: int = 200) -> pl.DataFrame:
 
 
 def model_grades(viewer: Viewer) -> pl.DataFrame:
-    """Each model's latest quality grade and metrics, where the model engineer publishes them."""
-    table = _score_table("model_grades", "model_registry", "model_versions", "model_metrics")
-    if table is None:
+    """Each model's current version: grade and why, headline metric against its baseline, training window."""
+    if not has_table(REGISTRY):
         return pl.DataFrame()
-    return _run(f"select * from {table}", name="model_grades")  # noqa: S608 - table from a fixed list
+    frame = _run("""
+        select model_name, model_version, grade, grade_reason, trained_at, train_seconds, target,
+               metrics_json, baseline_metrics_json, training_window_json,
+               count(*) over (partition by model_name) as versions_stored
+        from scores.model_registry qualify is_current order by model_name""", name="model_grades")
+    rows = []
+    for r in frame.iter_rows(named=True):
+        metrics, baseline = json.loads(r["metrics_json"] or "{}"), json.loads(r["baseline_metrics_json"] or "{}")
+        name = HEADLINE_METRIC.get(r["model_name"])
+        rows.append({"model": r["model_name"], "grade": r["grade"], "headline_metric": name,
+                     "value": _number(metrics.get(name)), "baseline": _number(baseline.get(name)),
+                     "why": r["grade_reason"], "version": r["model_version"], "trained_at": r["trained_at"],
+                     "training_window": _window(json.loads(r["training_window_json"] or "{}")),
+                     "versions_stored": r["versions_stored"], "target": r["target"]})
+    return pl.DataFrame(rows, schema={"model": pl.String, "grade": pl.String, "headline_metric": pl.String,
+                                      "value": pl.Float64, "baseline": pl.Float64, "why": pl.String,
+                                      "version": pl.String, "trained_at": pl.Datetime("us"),
+                                      "training_window": pl.String, "versions_stored": pl.Int64,
+                                      "target": pl.String})
+
+
+def model_metrics(viewer: Viewer, model_name: str | None = None) -> pl.DataFrame:
+    """Every numeric backtest metric of the current versions (long form), with the baseline's value beside it."""
+    if not has_table(REGISTRY):
+        return pl.DataFrame()
+    frame = _run("""
+        select model_name, metrics_json, baseline_metrics_json from scores.model_registry
+        where is_current and ($model::varchar is null or model_name = $model) order by model_name""",
+                 {"model": model_name}, name="model_metrics")
+    rows = []
+    for r in frame.iter_rows(named=True):
+        metrics, baseline = json.loads(r["metrics_json"] or "{}"), json.loads(r["baseline_metrics_json"] or "{}")
+        for metric, value in metrics.items():
+            if _number(value) is not None:
+                rows.append({"model": r["model_name"], "metric": metric, "value": _number(value),
+                             "baseline": _number(baseline.get(metric))})
+    return pl.DataFrame(rows, schema={"model": pl.String, "metric": pl.String, "value": pl.Float64,
+                                      "baseline": pl.Float64})
+
+
+#: The metric each model is graded on (models/grading.py), shown first.
+HEADLINE_METRIC = {"churn": "roc_auc", "sales_forecast": "mase", "win_probability": "brier",
+                   "next_best_product": "hit_rate_at_3", "clv": "purchases_mae"}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _window(window: dict[str, Any]) -> str:
+    start = next((window[k] for k in ("first_cutoff", "first_month", "first_order") if k in window), None)
+    end = next((window[k] for k in ("last_cutoff", "last_month", "observation_end") if k in window), None)
+    return f"{str(start)[:10]} – {str(end)[:10]}" if start or end else ""
 
 
 # --- customers and segments -------------------------------------------------------------------------------
@@ -672,31 +819,45 @@ def _owner_params(viewer: Viewer) -> dict[str, Any]:
     return {"all_owners": unrestricted, "owner_ids": ids}
 
 
+_CUSTOMER_SCOPE = ("customer_key in (select customer_key from marts.dim_customer_360 "
+                   "where ($all_owners or owner_user_id in (select unnest($owner_ids::varchar[]))))")
+
+
 def customers(viewer: Viewer, search: str | None = None, rfm_segment: str | None = None,
               lifecycle_stage: str | None = None, value_tier: str | None = None, risk_band: str | None = None,
               limit: int = 500) -> pl.DataFrame:
-    """Customers the viewer may see, filtered; analysts search by customer key only (names are masked)."""
+    """Customers the viewer may see, filtered; analysts search by customer key only (names are masked).
+
+    Churn risk and predicted CLV come from the scores tables themselves, so a `crm train` that re-scored
+    without rebuilding the marts shows at once.
+    """
     if not has_table(C360):
         return pl.DataFrame()
-    has_risk = "churn_risk_band" in columns_of(C360)
+    has_churn, has_clv = has_table(CHURN, "risk_band"), has_table(CLV, "predicted_clv")
     params = {**_owner_params(viewer), "rfm": rfm_segment, "life": lifecycle_stage, "tier": value_tier,
               "search": (search or "").strip().lower() or None, "names": not viewer.masked, "limit": limit,
-              "band": risk_band if has_risk else None}
+              "band": risk_band if has_churn else None}
     sql = """
-        select customer_key, customer_name, account_type, region, owner_user_id, owner_name, rfm_segment,
-               lifecycle_stage, value_tier, lifetime_revenue, revenue_12m, historical_clv, recency_days,
-               open_deals, open_tickets, overdue_amount /*risk*/
-        from marts.dim_customer_360
-        where not is_archived and /*owners*/
-          and ($rfm::varchar is null or rfm_segment = $rfm)
-          and ($life::varchar is null or lifecycle_stage = $life)
-          and ($tier::varchar is null or value_tier = $tier)
+        select c.customer_key, c.customer_name, c.account_type, c.region, c.owner_user_id, c.owner_name,
+               c.rfm_segment, c.lifecycle_stage, c.value_tier, c.lifetime_revenue, c.revenue_12m, c.historical_clv,
+               c.recency_days, c.open_deals, c.open_tickets, c.overdue_amount /*risk*/ /*clv*/
+        from marts.dim_customer_360 c /*churn_join*/ /*clv_join*/
+        where not c.is_archived and /*owners*/
+          and ($rfm::varchar is null or c.rfm_segment = $rfm)
+          and ($life::varchar is null or c.lifecycle_stage = $life)
+          and ($tier::varchar is null or c.value_tier = $tier)
           and ($band::varchar is null or /*band*/)
-          and ($search::varchar is null or lower(customer_key) like '%' || $search || '%'
-               or ($names and lower(customer_name) like '%' || $search || '%'))
-        order by lifetime_revenue desc nulls last limit $limit"""
-    sql = sql.replace("/*risk*/", ", churn_probability, churn_risk_band, predicted_clv" if has_risk else "")
-    sql = sql.replace("/*band*/", "churn_risk_band = $band" if has_risk else "true")
+          and ($search::varchar is null or lower(c.customer_key) like '%' || $search || '%'
+               or ($names and lower(c.customer_name) like '%' || $search || '%'))
+        order by c.lifetime_revenue desc nulls last limit $limit"""
+    sql = (sql.replace("/*risk*/", ", s.churn_probability, s.risk_band as churn_risk_band" if has_churn else "")
+           .replace("/*churn_join*/", "left join scores.churn_scores s on s.customer_key = c.customer_key"
+                    if has_churn else "")
+           .replace("/*band*/", "s.risk_band = $band" if has_churn else "true")
+           .replace("/*clv*/", ", v.predicted_clv" if has_clv else "")
+           .replace("/*clv_join*/", "left join scores.clv_scores v on v.customer_key = c.customer_key"
+                    if has_clv else "")
+           .replace("/*owners*/", "($all_owners or c.owner_user_id in (select unnest($owner_ids::varchar[])))"))
     return mask(_run(sql, params, name="customers"), viewer)
 
 
@@ -709,19 +870,43 @@ def customer_360(viewer: Viewer, customer_key: str) -> dict[str, Any] | None:
     return mask_record(frame.row(0, named=True), viewer) if frame.height else None
 
 
+def customer_interactions(viewer: Viewer, customer_key: str, limit: int = 500) -> pl.DataFrame:
+    """A customer's interactions, newest first (only for a customer the viewer may see: scope is in the SQL)."""
+    if not has_table("marts.fct_customer_interactions"):
+        return pl.DataFrame()
+    return _run(f"""
+        select occurred_at, channel, direction, outcome, user_id, duration_seconds, contact_id, account_id,
+               interaction_id
+        from marts.fct_customer_interactions
+        where customer_key = $key and {_CUSTOMER_SCOPE}
+        order by occurred_at desc limit $limit""",  # noqa: S608 - constant scope clause
+                {**_owner_params(viewer), "key": customer_key, "limit": limit}, name="customer_interactions")
+
+
+def customer_orders(viewer: Viewer, customer_key: str, limit: int = 500) -> pl.DataFrame:
+    """A customer's orders, newest first, with revenue, margin and lines (scope in the SQL)."""
+    if not has_table("marts.fct_orders"):
+        return pl.DataFrame()
+    return _run(f"""
+        select order_id, order_date, status, sales_channel, owner_user_id, revenue, margin, lines, account_id
+        from marts.fct_orders
+        where customer_key = $key and {_CUSTOMER_SCOPE}
+        order by order_date desc, order_id desc limit $limit""",  # noqa: S608 - constant scope clause
+                {**_owner_params(viewer), "key": customer_key, "limit": limit}, name="customer_orders")
+
+
 def customer_timeline(viewer: Viewer, customer_key: str, limit: int = 300) -> pl.DataFrame:
-    """What happened with a customer, newest first: interactions, deals, tickets, orders (whatever is published)."""
+    """What happened with a customer, newest first: interactions, deals, tickets and orders."""
     if customer_360(viewer, customer_key) is None:
         return pl.DataFrame()
     parts: list[pl.DataFrame] = []
-    if has_table("marts.fct_interactions", "customer_key", "occurred_at", "channel"):
-        cols = columns_of("marts.fct_interactions")
-        detail = "coalesce(direction, '') || ' ' || coalesce(outcome, '')" if {"direction", "outcome"} <= set(cols) \
-            else "''"
-        sql = ("select occurred_at as at, 'interaction' as kind, channel as what, /*detail*/ as detail "
-               "from marts.fct_interactions where customer_key = $key order by occurred_at desc limit $limit")
-        parts.append(_run(sql.replace("/*detail*/", detail), {"key": customer_key, "limit": limit},
-                          name="timeline_interactions"))
+    interactions = customer_interactions(viewer, customer_key, limit)
+    if interactions.height:
+        parts.append(interactions.select(
+            pl.col("occurred_at").alias("at"), pl.lit("interaction").alias("kind"),
+            pl.col("channel").str.replace("_", " ").alias("what"),
+            pl.concat_str([pl.col("direction").fill_null(""), pl.col("outcome").fill_null("")], separator=" · ")
+            .alias("detail")))
     if has_table("marts.fct_opportunities"):
         parts.append(_run("""
             select created_at as at, 'deal' as kind, 'deal opened: ' || opportunity_name as what,
@@ -737,11 +922,13 @@ def customer_timeline(viewer: Viewer, customer_key: str, limit: int = 300) -> pl
             select created_at as at, 'ticket' as kind, 'ticket ' || priority || ' / ' || category as what,
                    status || case when resolution_sla_met = false then ' - SLA missed' else '' end as detail
             from marts.fct_tickets where customer_key = $key""", {"key": customer_key}, name="timeline_tickets"))
-    if has_table("marts.fct_orders", "customer_key", "order_date"):
-        parts.append(_run("""
-            select order_date::timestamp as at, 'order' as kind, 'order ' || order_id as what,
-                   cast(status as varchar) as detail
-            from marts.fct_orders where customer_key = $key""", {"key": customer_key}, name="timeline_orders"))
+    orders = customer_orders(viewer, customer_key, limit)
+    if orders.height:
+        parts.append(orders.select(
+            pl.col("order_date").cast(pl.Datetime("us")).alias("at"), pl.lit("order").alias("kind"),
+            (pl.lit("order ") + pl.col("order_id")).alias("what"),
+            pl.format("{} · {} · {} line(s)", pl.col("status"), pl.col("revenue").round(0).cast(pl.Int64), pl.col("lines"))
+            .alias("detail")))
     parts = [p.with_columns(pl.col("at").cast(pl.Datetime("us")), pl.col("detail").cast(pl.String))
              for p in parts if p.height]
     if not parts:
@@ -768,35 +955,50 @@ def customer_tickets(viewer: Viewer, customer_key: str) -> pl.DataFrame:
                 {"key": customer_key}, name="customer_tickets")
 
 
-def customer_orders(viewer: Viewer, customer_key: str) -> pl.DataFrame:
-    if customer_360(viewer, customer_key) is None:
-        return pl.DataFrame()
-    table = first_table("marts.fct_orders", "marts.fct_order_lines")
-    if table is None or "customer_key" not in columns_of(table):
-        return pl.DataFrame()
-    # table name from the fixed list above
-    return _run(f"select * from {table} where customer_key = $key limit 500",  # noqa: S608
-                {"key": customer_key}, name="customer_orders")
+def customer_churn(viewer: Viewer, customer_key: str) -> dict[str, Any] | None:
+    """The churn model's view of one customer: probability, band, the as-of cutoff and model version."""
+    if not has_table(CHURN) or customer_360(viewer, customer_key) is None:
+        return None
+    frame = _run("""
+        select churn_probability, risk_band, as_of_cutoff, model_version, scored_at
+        from scores.churn_scores where customer_key = $key""", {"key": customer_key}, name="customer_churn")
+    return frame.row(0, named=True) if frame.height else None
 
 
 def churn_drivers(viewer: Viewer, customer_key: str) -> pl.DataFrame:
-    """The churn model's top drivers for one customer, where the model publishes them."""
-    if customer_360(viewer, customer_key) is None:
+    """The churn model's top three drivers for one customer, one row each with its effect on the probability."""
+    if not has_table(CHURN, "driver_1") or customer_360(viewer, customer_key) is None:
         return pl.DataFrame()
-    table = _score_table("churn_drivers", "churn_scores")
-    if table is None or "customer_key" not in columns_of(table):
-        return pl.DataFrame()
-    return _run(f"select * from {table} where customer_key = $key",  # noqa: S608 - fixed table list
-                {"key": customer_key}, name="churn_drivers")
+    return _run("""
+        select rank, driver, effect from (
+            select 1 as rank, driver_1 as driver, driver_1_effect as effect from scores.churn_scores
+            where customer_key = $key
+            union all
+            select 2, driver_2, driver_2_effect from scores.churn_scores where customer_key = $key
+            union all
+            select 3, driver_3, driver_3_effect from scores.churn_scores where customer_key = $key
+        ) where driver is not null order by rank""", {"key": customer_key}, name="churn_drivers")
+
+
+def customer_clv(viewer: Viewer, customer_key: str) -> dict[str, Any] | None:
+    """The CLV model's (BG/NBD + Gamma-Gamma) figures for one customer."""
+    if not has_table(CLV) or customer_360(viewer, customer_key) is None:
+        return None
+    frame = _run("""
+        select expected_purchases_12m, probability_alive, expected_average_spend, predicted_clv, model_version
+        from scores.clv_scores where customer_key = $key""", {"key": customer_key}, name="customer_clv")
+    return frame.row(0, named=True) if frame.height else None
 
 
 def next_best_products(viewer: Viewer, customer_key: str) -> pl.DataFrame:
-    if customer_360(viewer, customer_key) is None:
+    """Suggested products for one customer, best first; `already_bought` tells up-sell from cross-sell."""
+    if not has_table(NBP) or customer_360(viewer, customer_key) is None:
         return pl.DataFrame()
-    table = _score_table("next_best_products", "next_best_product", "nbp_scores", "product_recommendations")
-    if table is None or "customer_key" not in columns_of(table):
-        return pl.DataFrame()
-    return _run(f"select * from {table} where customer_key = $key",  # noqa: S608 - fixed table list
+    return _run("""
+        select rank, product_id, product_line, score,
+               case when already_bought then 'up-sell (bought before)' else 'cross-sell (new)' end as kind,
+               model_version
+        from scores.next_best_product where customer_key = $key order by rank""",
                 {"key": customer_key}, name="next_best_products")
 
 
@@ -861,23 +1063,44 @@ def dynamic_segment_members(viewer: Viewer, segment_name: str, limit: int = 500)
     return mask(frame, viewer)
 
 
+WORKLIST_ORDER = ("risk", "value_at_risk")
+
+
 def churn_worklist(viewer: Viewer, risk_band: str | None = None, owner_user_id: str | None = None,
-                   limit: int = 500) -> pl.DataFrame:
-    """Customers most worth saving first: churn probability x 12-month revenue, for their owners to act on."""
-    if not has_table(C360, "churn_probability"):
+                   order_by: str = "risk", limit: int = 500) -> pl.DataFrame:
+    """The owners' churn work list: their scored customers, most likely to leave first (or most value at risk),
+    with the model's top drivers and what is at stake.
+
+    value_at_risk = churn probability x revenue of the last 12 months; clv_at_risk = churn probability x the
+    CLV model's predicted value (when the CLV model has scored).
+    """
+    if not has_table(CHURN, "risk_band") or not has_table(C360):
         return pl.DataFrame()
-    frame = _run("""
-        select customer_key, customer_name, owner_user_id, owner_name, churn_probability, churn_risk_band,
-               revenue_12m, churn_probability * coalesce(revenue_12m, 0) as revenue_at_risk,
-               recency_days, days_since_last_interaction, open_tickets, overdue_amount, rfm_segment,
-               lifecycle_stage
-        from marts.dim_customer_360
-        where churn_probability is not null and not is_archived and /*owners*/
-          and ($band::varchar is null or churn_risk_band = $band)
-          and ($owner::varchar is null or owner_user_id = $owner)
-        order by revenue_at_risk desc, churn_probability desc limit $limit""",
-                 {**_owner_params(viewer), "band": risk_band, "owner": owner_user_id, "limit": limit},
-                 name="churn_worklist")
+    has_clv = has_table(CLV, "predicted_clv")
+    sql = """
+        select c.customer_key, c.customer_name, c.owner_user_id, c.owner_name, s.churn_probability,
+               s.risk_band as churn_risk_band,
+               concat_ws(' · ', s.driver_1, s.driver_2, s.driver_3) as top_drivers,
+               s.driver_1_effect as top_driver_effect,
+               c.revenue_12m, s.churn_probability * coalesce(c.revenue_12m, 0) as value_at_risk,
+               /*clv*/ c.recency_days, c.days_since_last_interaction, c.open_tickets, c.overdue_amount,
+               c.rfm_segment, c.lifecycle_stage
+        from scores.churn_scores s
+        join marts.dim_customer_360 c on c.customer_key = s.customer_key /*clv_join*/
+        where not c.is_archived
+          and ($all_owners or c.owner_user_id in (select unnest($owner_ids::varchar[])))
+          and ($band::varchar is null or s.risk_band = $band)
+          and ($owner::varchar is null or c.owner_user_id = $owner)
+        order by case when $by_value then s.churn_probability * coalesce(c.revenue_12m, 0)
+                      else s.churn_probability end desc,
+                 s.churn_probability desc, c.customer_key
+        limit $limit"""
+    sql = (sql.replace("/*clv*/", "v.predicted_clv, s.churn_probability * v.predicted_clv as clv_at_risk,"
+                       if has_clv else "")
+           .replace("/*clv_join*/", "left join scores.clv_scores v on v.customer_key = s.customer_key"
+                    if has_clv else ""))
+    frame = _run(sql, {**_owner_params(viewer), "band": risk_band, "owner": owner_user_id, "limit": limit,
+                       "by_value": order_by == "value_at_risk"}, name="churn_worklist")
     return mask(frame, viewer)
 
 

@@ -66,5 +66,15 @@ def money(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
+def compact(value: float | None) -> str:
+    """Large amounts in a few characters (3.08M, 412k) where a metric card has little room."""
+    if value is None:
+        return "–"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.{2 if suffix != 'k' else 0}f}{suffix}"
+    return f"{value:,.0f}"
+
+
 def share(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"

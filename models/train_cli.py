@@ -16,7 +16,7 @@ from pipelines.lib.home import CrmHome
 
 #: the metric each model is graded on (models/grading.py)
 HEADLINE = {"churn": "roc_auc", "sales_forecast": "mase", "win_probability": "brier",
-            "next_best_product": "hit_rate_at_3"}
+            "next_best_product": "hit_rate_at_3", "clv": "purchases_mae"}
 
 
 def _headline(name: str, metrics: dict, baseline: dict) -> str:

@@ -249,13 +249,21 @@ def up_cmd(
     port: int = typer.Option(8501, "--port", help="Port to serve the portal on."),
     address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on."),
     skip_run: bool = typer.Option(False, "--skip-run", help="Serve the current snapshot without a new run."),
+    customers: int = typer.Option(5_000, "--customers", min=10,
+                                  help="Size of the demo CRM generated when the home has no data yet."),
 ) -> None:
-    """Run the pipeline end to end, seed the demo sign-ins, then serve the portal and print its address."""
+    """The main command: demo data if the home is empty, the pipeline end to end, then the portal."""
     from rich.table import Table
 
     from pipelines.lib.portal_users import seed_demo_users
+    from pipelines.lib.runner import has_input_data
 
     target = _home(home).ensure()
+    if not skip_run and not has_input_data(target):
+        from pipelines.generate.run import generate_home
+
+        console.print(f"{target.root} has no CRM data yet: generating a demo CRM with {customers:,} customers.")
+        generate_home(target, customers=customers, seed=42, dirty=0.01, years=3.0, console=console)
     if not skip_run:
         from pipelines.lib.run_cli import run_pipeline_command
 

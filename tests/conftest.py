@@ -185,6 +185,29 @@ def built_home(tmp_path_factory):
 PORTAL_PASSWORD = "portal-test-pw"
 
 
+PAST_FORECAST_MONTHS = 3
+
+
+def score_portal_home(home) -> None:
+    """Train and score every model on the home's marts (the scores pages read them), and add the current
+    forecast as if it had also been made PAST_FORECAST_MONTHS earlier, so forecast accuracy has history
+    to show (scored by the ML code's own `score_past_forecasts`)."""
+    import duckdb
+
+    from models.jobs import score_models, score_past_forecasts
+
+    with duckdb.connect(str(home.warehouse)) as con:
+        score_models(home, con)
+        con.execute(f"""
+            insert into scores.forecast_history by name
+            select * replace (
+                cast(origin_month - interval {PAST_FORECAST_MONTHS} month as date) as origin_month,
+                cast(month_start - interval {PAST_FORECAST_MONTHS} month as date) as month_start,
+                forecast_made_at - interval {PAST_FORECAST_MONTHS} month as forecast_made_at)
+            from scores.forecast_history""")
+        score_past_forecasts(con)
+
+
 @pytest.fixture(scope="session")
 def portal_home(request, tmp_path_factory):
     """A copy of `built_home` (its own store: portal tests write to it), published as a snapshot, with the
@@ -206,6 +229,7 @@ def portal_home(request, tmp_path_factory):
     shutil.copytree(source_root, home.root, ignore=shutil.ignore_patterns("*.wal", "dbt_target", "dagster"))
     home.ensure()
     if current_snapshot_path(home) is None:
+        score_portal_home(home)
         publish(home)
     store = OperationalStore(home.operational_db_url)
     store.migrate()

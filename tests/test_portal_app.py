@@ -159,3 +159,121 @@ def test_validation_message_is_shown_next_to_the_field(env):
     at.text_input(key="f_accounts___new___account_name").input("")
     next(b for b in at.button if b.label == "Create").click().run()
     assert any("account_name" in e.value or "required" in e.value.lower() for e in at.error)
+
+
+# --- the scores-backed pages against the snapshot -----------------------------------------------------------
+def test_churn_worklist_puts_the_reps_riskiest_customer_first(env):
+    home, store = env
+    rep = _viewer(store, "rep")
+    with _snapshot(home) as con:
+        rows = con.execute("""
+            select s.customer_key, c.customer_name, s.churn_probability, s.driver_1
+            from scores.churn_scores s join marts.dim_customer_360 c using (customer_key)
+            where c.owner_user_id = ? and not c.is_archived and s.risk_band = 'high'
+            order by s.churn_probability desc""", [rep.user_id]).fetchall()
+    assert rows, "the demo rep should have high-risk customers"
+    at = _app(store, "rep", "churn_worklist")
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Customers on the list"].value == f"{len(rows):,}"
+    assert metrics["Call first"].value == rows[0][1]
+    assert metrics["Call first"].delta == f"{rows[0][2]:.0%} churn risk"
+    listed = at.dataframe[0].value
+    assert listed["customer_key"].iloc[0] == rows[0][0]
+    assert list(listed["churn_probability"]) == sorted(listed["churn_probability"], reverse=True)
+    assert set(listed["owner_user_id"]) == {rep.user_id}
+    if rows[0][3]:
+        assert listed["top_drivers"].iloc[0].startswith(rows[0][3])
+
+
+def test_churn_worklist_by_value_at_risk(env):
+    from app import queries
+
+    home, store = env
+    manager = _viewer(store, "manager")
+    with _snapshot(home) as con:
+        top = con.execute("""
+            select s.customer_key, s.churn_probability * coalesce(c.revenue_12m, 0)
+            from scores.churn_scores s join marts.dim_customer_360 c using (customer_key)
+            where c.owner_user_id in (select unnest(?::varchar[])) and not c.is_archived
+            order by 2 desc, s.churn_probability desc limit 1""", [list(manager.owner_ids)]).fetchone()
+    work = queries.churn_worklist(manager, None, None, "value_at_risk")
+    assert work["customer_key"][0] == top[0]
+    assert work["value_at_risk"][0] == pytest.approx(top[1])
+
+
+def test_forecast_page_shows_next_month_with_intervals_and_accuracy(env):
+    from app.ui import compact
+
+    home, store = env
+    with _snapshot(home) as con:
+        month, point, lo80, hi80, lo95, hi95 = con.execute("""
+            select month_start, forecast, lower_80, upper_80, lower_95, upper_95 from scores.sales_forecast
+            where slice_type = 'overall' order by month_start limit 1""").fetchone()
+        scored = con.execute("select count(distinct (origin_month, month_start)) from scores.forecast_accuracy "
+                             "where slice_type = 'overall'").fetchone()[0]
+        weighted = con.execute("""
+            select sum(w.amount * coalesce(p.win_probability, w.stage_win_probability)), sum(w.weighted_amount)
+            from marts.fct_weighted_pipeline w left join scores.win_probability p using (opportunity_id)""").fetchone()
+    at = _app(store, "admin", "pipeline_forecast")
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[f"Forecast {month:%b %Y}"] == f"{round(point):,.0f}"
+    assert metrics["80% interval"] == f"{compact(lo80)} – {compact(hi80)}"
+    assert metrics["95% interval"] == f"{compact(lo95)} – {compact(hi95)}"
+    assert lo95 <= lo80 <= point <= hi80 <= hi95
+    assert metrics["Model-weighted"] == f"{weighted[0]:,.0f}"
+    assert metrics["Stage-rate weighted"] == f"{weighted[1]:,.0f}"
+    assert scored > 0, "the fixture stores a forecast made earlier, so accuracy has history"
+    accuracy = at.dataframe[-2].value  # forecast accuracy rows, before the open deals
+    assert len(accuracy) == scored and {"actual", "forecast", "inside_80"} <= set(accuracy.columns)
+
+
+def test_customer_360_shows_scores_orders_and_interactions_in_scope(env):
+    from app import queries
+
+    home, store = env
+    rep = _viewer(store, "rep")
+    with _snapshot(home) as con:
+        key, probability, band, clv = con.execute("""
+            select s.customer_key, s.churn_probability, s.risk_band, v.predicted_clv
+            from scores.churn_scores s join marts.dim_customer_360 c using (customer_key)
+            join scores.clv_scores v using (customer_key)
+            where c.owner_user_id = ? and not c.is_archived order by s.churn_probability desc limit 1""",
+                                                  [rep.user_id]).fetchone()
+        orders, revenue = con.execute("select count(*), sum(revenue) from marts.fct_orders where customer_key = ?",
+                                      [key]).fetchone()
+        interactions = con.execute("select count(*) from marts.fct_customer_interactions where customer_key = ?",
+                                   [key]).fetchone()[0]
+        products = con.execute("select product_id from scores.next_best_product where customer_key = ? order by rank",
+                               [key]).fetchall()
+        outsider = con.execute("select customer_key from marts.fct_customer_interactions i join "
+                               "marts.dim_customer_360 c using (customer_key) where c.owner_user_id <> ? limit 1",
+                               [rep.user_id]).fetchone()[0]
+    at = _app(store, "rep", "customer_360")
+    at.text_input(key="c360_search").input(key).run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Churn risk"].value == f"{probability:.1%}" and metrics["Churn risk"].delta == f"{band} risk"
+    assert metrics["Predicted CLV"].value == f"{clv:,.0f}"
+    assert queries.customer_orders(rep, key).height == orders
+    assert queries.customer_orders(rep, key)["revenue"].sum() == pytest.approx(revenue)
+    assert queries.customer_interactions(rep, key).height == min(interactions, 500)
+    assert queries.next_best_products(rep, key)["product_id"].to_list() == [p[0] for p in products]
+    assert orders and interactions, "the riskiest customer of the demo rep has orders and interactions"
+    assert {"order", "interaction"} <= set(queries.customer_timeline(rep, key)["kind"])
+    # scope is in the SQL: another owner's customer returns nothing, whatever the page asks for
+    assert queries.customer_interactions(rep, outsider).is_empty()
+    assert queries.customer_orders(rep, outsider).is_empty()
+    assert queries.customer_interactions(_viewer(store, "admin"), outsider).height > 0
+
+
+def test_data_quality_shows_each_models_grade_from_the_registry(env):
+    home, store = env
+    with _snapshot(home) as con:
+        grades = dict(con.execute("select model_name, grade from scores.model_registry where is_current").fetchall())
+    at = _app(store, "analyst", "data_quality")
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    for model, grade in grades.items():
+        assert metrics[model.replace("_", " ")] == f"Grade {grade}"

@@ -75,3 +75,46 @@ def test_readers_see_one_consistent_version_while_publishing(tmp_path):
     assert len(seen) >= 2
     assert len(list(home.snapshots.glob("snapshot-*.duckdb"))) == 3
     assert current_snapshot_path(home).exists()
+
+
+def test_reading_while_a_real_crm_run_publishes(tmp_path):
+    """Readers loop over the snapshot while a full pipeline run rebuilds and republishes it."""
+    from pipelines.generate.run import generate_home
+    from pipelines.lib.runner import run_job
+
+    home = CrmHome(tmp_path / "home").ensure()
+    generate_home(home, customers=150, seed=3, dirty=0.0, years=2.0, console=None)
+    assert run_job(home).success
+    first = current_snapshot_path(home)
+    errors: list[BaseException] = []
+    versions: set[str] = set()
+    reads = 0
+    done = threading.Event()
+    outcome = {}
+
+    def pipeline() -> None:
+        outcome["run"] = run_job(home)
+        done.set()
+
+    thread = threading.Thread(target=pipeline)
+    thread.start()
+    while not done.is_set() or reads < 5:
+        try:
+            con = connect_snapshot(home)
+            try:
+                snapshot_id, tables = con.execute("select snapshot_id, tables_json from snapshot_meta").fetchone()
+                counts = {name: n for name, n in __import__("json").loads(tables).items() if name.startswith("marts.")}
+                for name, expected in list(counts.items())[:5]:
+                    schema, table = name.split(".")
+                    assert con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0] == expected
+            finally:
+                con.close()
+            versions.add(snapshot_id)
+            reads += 1
+        except BaseException as exc:  # noqa: BLE001 - every failure counts
+            errors.append(exc)
+    thread.join()
+    assert outcome["run"].success
+    assert errors == []
+    assert reads >= 5
+    assert current_snapshot_path(home) != first  # the run published a new version, readers saw only whole ones

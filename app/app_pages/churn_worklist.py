@@ -1,4 +1,5 @@
-"""Churn-risk work list: customers most worth a call, ordered by revenue at risk, for their owners."""
+"""Churn-risk work list: each owner's customers most likely to leave first, with the churn model's reasons
+and the value at stake, so a rep knows whom to call and what to talk about."""
 
 import streamlit as st
 
@@ -7,19 +8,31 @@ from app.ui import money, not_computed, page_viewer, table
 
 viewer = page_viewer()
 st.title("Churn risk")
-band = st.segmented_control("Risk band", ["high", "medium", "low"], default="high", key="churn_band")
+if not queries.has_table(queries.CHURN):
+    not_computed("Churn scores")
+    st.stop()
+left, mid, right = st.columns([2, 2, 3])
+band = left.segmented_control("Risk band", ["high", "medium", "low"], default="high", key="churn_band",
+                              help="Bands of the churn model's probability; clear the selection to see all bands.")
+order_by = mid.segmented_control("Order by", list(queries.WORKLIST_ORDER), default="risk", key="churn_order",
+                                 format_func={"risk": "churn probability", "value_at_risk": "value at risk"}.get)
 owners = queries.users_in_scope(viewer)
 owner = None
 if viewer.role != "sales_rep" and not owners.is_empty():
-    owner = st.selectbox("Owner", [None, *owners["user_id"].to_list()], key="churn_owner",
-                         format_func=lambda u: "all owners" if u is None else u)
-work = queries.churn_worklist(viewer, band, owner)
-if work.is_empty() and not queries.has_table(queries.C360, "churn_probability"):
-    not_computed("Churn scores")
-    st.stop()
-a, b = st.columns(2)
+    owner = right.selectbox("Owner", [None, *owners["user_id"].to_list()], key="churn_owner",
+                            format_func=lambda u: "all owners" if u is None else u)
+work = queries.churn_worklist(viewer, band, owner, order_by or "risk")
+a, b, c = st.columns(3)
 a.metric("Customers on the list", f"{work.height:,}", border=True)
-b.metric("Revenue at risk", money(work["revenue_at_risk"].sum() if work.height else 0), border=True)
+b.metric("Value at risk (12-month revenue × probability)",
+         money(work["value_at_risk"].sum() if work.height else 0), border=True)
+if work.height:
+    top = work.row(0, named=True)
+    c.metric("Call first", str(top["customer_name"]), f"{top['churn_probability']:.0%} churn risk", delta_color="off", delta_arrow="off",
+             border=True, help=top["top_drivers"] or None)
 st.plotly_chart(charts.churn_scatter(work), key="churn_scatter")
-table(work, "churn_worklist", churn_probability=st.column_config.ProgressColumn("churn", min_value=0, max_value=1,
-                                                                                  format="percent"))
+config = {"churn_probability": st.column_config.ProgressColumn("churn", min_value=0, max_value=1, format="percent"),
+          "top_drivers": st.column_config.TextColumn("why (model's top drivers)", width="large")}
+table(work, "churn_worklist", **config)
+st.caption("Drivers are the features that raise this customer's predicted probability most, with their values; "
+           "value at risk = churn probability × revenue of the last 12 months.")

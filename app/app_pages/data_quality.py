@@ -14,7 +14,7 @@ if info:
     published = info["published_at"]
     age_hours = (datetime.now(UTC).replace(tzinfo=None) - published).total_seconds() / 3600
     a, b, c = st.columns(3)
-    a.metric("Snapshot published", f"{published:%Y-%m-%d %H:%M} UTC", f"{age_hours:.1f} h ago", delta_color="off",
+    a.metric("Snapshot published", f"{published:%Y-%m-%d %H:%M} UTC", f"{age_hours:.1f} h ago", delta_color="off", delta_arrow="off",
              border=True)
     b.metric("Data as of", f"{queries.as_of_date():%Y-%m-%d}", border=True)
     c.metric("Tables published", f"{len(info['tables'])}", border=True)
@@ -42,7 +42,19 @@ grades = queries.model_grades(viewer)
 if grades.is_empty():
     not_computed("Model grades")
 else:
+    cols = st.columns(len(grades))
+    for col, row in zip(cols, grades.iter_rows(named=True), strict=True):
+        value = "–" if row["value"] is None else f"{row['value']:.3f}"
+        baseline = "" if row["baseline"] is None else f" (baseline {row['baseline']:.3f})"
+        col.metric(row["model"].replace("_", " "), f"Grade {row['grade']}", f"{row['headline_metric']} {value}{baseline}",
+                   delta_color="off", delta_arrow="off", border=True, help=row["why"])
     table(grades, "model_grades")
+    with st.expander("All backtest metrics of the current models"):
+        table(queries.model_metrics(viewer), "model_metrics")
+slow = sorted(queries.QUERY_TIMINGS.items(), key=lambda kv: kv[1], reverse=True)[:5]
+if slow:
+    with st.expander("Slowest portal queries in this server process"):
+        st.dataframe([{"query": k, "seconds": round(v, 3)} for k, v in slow], hide_index=True)
 if info:
     with st.expander("Rows per published table"):
         st.dataframe([{"table": k, "rows": v} for k, v in sorted(info["tables"].items())], hide_index=True)

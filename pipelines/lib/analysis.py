@@ -40,6 +40,13 @@ def read_table(con: duckdb.DuckDBPyConnection, name: str, *required: str) -> pl.
     return frame if all(column in frame.columns for column in required) else None
 
 
+def read_scores(con: duckdb.DuckDBPyConnection, name: str, *required: str) -> pl.DataFrame | None:
+    """Model scores, or None when they are missing or still empty (ingestion creates some score tables
+    empty before the first scoring run, so an empty table means "not computed yet")."""
+    frame = read_table(con, name, *required)
+    return None if frame is None or frame.is_empty() else frame
+
+
 def as_of_date(con: duckdb.DuckDBPyConnection) -> date | None:
     """The date the marts were built as of (the last day of loaded data)."""
     frame = read_table(con, "marts.dim_customer_360", "as_of_date")
@@ -142,7 +149,7 @@ def weighted_pipeline(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Open amount and stage-rate weighted amount by expected close month and stage; where the win-probability
     model has scored the open deals, also the model-weighted amount."""
     pipeline = _mart(con, "fct_weighted_pipeline")
-    model = read_table(con, "scores.win_probability", "opportunity_id", "win_probability")
+    model = read_scores(con, "scores.win_probability", "opportunity_id", "win_probability")
     if model is not None:
         pipeline = pipeline.join(model.select("opportunity_id", "win_probability"), on="opportunity_id", how="left")
     else:
@@ -194,7 +201,7 @@ def churn_review(con: duckdb.DuckDBPyConnection, home: CrmHome) -> ModelReview:
     import models.churn as churn
 
     metadata = registry_metadata(home, churn.NAME)
-    scores = read_table(con, "scores.churn_scores", "customer_key", "churn_probability")
+    scores = read_scores(con, "scores.churn_scores", "customer_key", "churn_probability")
     if metadata is not None and scores is not None:
         return ModelReview(churn.NAME, "published", f"Churn model version {metadata.get('version')} from the "
                            "registry and its published scores.", metadata, scores)
@@ -266,7 +273,7 @@ def forecast_review(con: duckdb.DuckDBPyConnection, home: CrmHome) -> ModelRevie
     import models.forecast as forecast
 
     metadata = registry_metadata(home, forecast.NAME)
-    scores = read_table(con, "scores.sales_forecast", "slice_type", "slice_value", "month_start", "forecast")
+    scores = read_scores(con, "scores.sales_forecast", "slice_type", "slice_value", "month_start", "forecast")
     if metadata is not None and scores is not None:
         return ModelReview(forecast.NAME, "published", f"Forecast model version {metadata.get('version')} from "
                            "the registry and its published forecast.", metadata, scores)
@@ -319,7 +326,7 @@ def backtest_by_horizon(predictions: pl.DataFrame) -> pl.DataFrame:
 def forecast_history_accuracy(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Stored past forecasts of the overall series whose month is complete, scored against the actual:
     absolute percentage error and whether the 80% interval held it, per origin month and horizon."""
-    history = read_table(con, "scores.forecast_history", "slice_type", "slice_value", "month_start", "forecast")
+    history = read_scores(con, "scores.forecast_history", "slice_type", "slice_value", "month_start", "forecast")
     if history is None:
         return pl.DataFrame()
     actuals = (_mart(con, "fct_revenue_monthly_by_slice").filter(pl.col("is_complete_month"))

@@ -43,7 +43,7 @@ from rich.console import Console
 from pipelines.lib.home import CrmHome
 
 #: Modules that register extra bench steps (imported before a run).
-BENCH_PLUGINS: list[str] = ["models.bench"]
+BENCH_PLUGINS: list[str] = ["pipelines.lib.bench_run", "models.bench", "app.bench"]
 
 
 @dataclass

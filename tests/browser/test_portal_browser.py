@@ -44,8 +44,8 @@ def browser():
         b.close()
 
 
-def _sign_in(browser, url: str, username: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def _sign_in(browser, url: str, username: str, height: int = 1000):
+    context = browser.new_context(viewport={"width": 1400, "height": height})
     page = context.new_page()
     page.goto(url)
     page.get_by_role("textbox", name="Username").fill(username)
@@ -84,7 +84,8 @@ def _pick(page, option_text: str) -> None:
 def test_screenshot_every_page_as_admin(portal, browser):
     url, _ = portal
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context, page = _sign_in(browser, url, "admin")
+    # the page scrolls inside Streamlit's own container, so a tall window is what captures a whole page
+    context, page = _sign_in(browser, url, "admin", height=4000)
     for name in PAGES:
         _open(page, url, name)
         assert page.locator("[data-testid='stException']").count() == 0, name
