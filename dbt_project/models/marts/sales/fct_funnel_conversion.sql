@@ -1,14 +1,7 @@
 -- Stage-to-stage conversion of the deals created in each month, overall and by rep, team, region, lead source
 -- and product line (long format: `dimension`, `dimension_value`). A deal "reached" a stage when the furthest
 -- stage it got to is that stage or a later one (see the `deal_reached_stage` docs). Counts add up across months.
-{%- set dimensions = {
-    'all': "'all'",
-    'owner': "coalesce(owner_user_id, '(none)')",
-    'team': "coalesce(team_id, '(none)')",
-    'region': 'region',
-    'lead_source': 'lead_source',
-    'product_line': 'product_line',
-} %}
+{%- set dimensions = deal_dimensions() %}
 
 with opportunities as (
 

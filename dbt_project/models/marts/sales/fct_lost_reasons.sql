@@ -1,13 +1,6 @@
 -- Why deals were lost: lost deals and amount per reason, by close month, overall and by rep, team, region, lead
 -- source and product line (long format), with each reason's share of the losses in its slice.
-{%- set dimensions = {
-    'all': "'all'",
-    'owner': "coalesce(owner_user_id, '(none)')",
-    'team': "coalesce(team_id, '(none)')",
-    'region': 'region',
-    'lead_source': 'lead_source',
-    'product_line': 'product_line',
-} %}
+{%- set dimensions = deal_dimensions() %}
 
 with lost_deals as (
 

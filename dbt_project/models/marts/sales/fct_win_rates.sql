@@ -1,13 +1,6 @@
 -- Win rate, won/lost counts and amounts and sales-cycle length of the deals closed in each month, overall and by
 -- rep, team, region, lead source and product line (long format). Win rate = won / (won + lost), see `win_rate`.
-{%- set dimensions = {
-    'all': "'all'",
-    'owner': "coalesce(owner_user_id, '(none)')",
-    'team': "coalesce(team_id, '(none)')",
-    'region': 'region',
-    'lead_source': 'lead_source',
-    'product_line': 'product_line',
-} %}
+{%- set dimensions = deal_dimensions() %}
 
 with closed_deals as (
 
