@@ -1084,7 +1084,9 @@ def churn_worklist(viewer: Viewer, risk_band: str | None = None, owner_user_id: 
                s.driver_1_effect as top_driver_effect,
                c.revenue_12m, s.churn_probability * coalesce(c.revenue_12m, 0) as value_at_risk,
                /*clv*/ c.recency_days, c.days_since_last_interaction, c.open_tickets, c.overdue_amount,
-               c.rfm_segment, c.lifecycle_stage
+               c.rfm_segment, c.lifecycle_stage,
+               count(*) over () as customers_total,
+               sum(s.churn_probability * coalesce(c.revenue_12m, 0)) over () as value_at_risk_total
         from scores.churn_scores s
         join marts.dim_customer_360 c on c.customer_key = s.customer_key /*clv_join*/
         where not c.is_archived

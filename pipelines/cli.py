@@ -145,7 +145,8 @@ def bench_cmd(
     from pipelines.lib.bench import run_bench
 
     figures = run_bench(customers=customers, out=out, seed=seed,
-                        steps=[s.strip() for s in steps.split(",") if s.strip()] or None, console=console)
+                        steps=[s.strip() for s in steps.split(",") if s.strip()] or None,
+                        console=Console(stderr=True))  # progress on stderr, so stdout is pure JSON
     print(json.dumps(figures, indent=2))
 
 

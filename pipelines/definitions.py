@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.dbt import defs as dbt_defs
-from pipelines.defs.ingest import defs as ingest_defs
+from pipelines.defs import dbt, ingest, ml, publish
 from pipelines.defs.ingest.resources import CrmHomeResource
-from pipelines.defs.ml import defs as ml_defs
-from pipelines.defs.publish import defs as publish_defs
 
-CONCERNS: list[dg.Definitions] = [
-    ingest_defs,
-    dbt_defs,
-    ml_defs,
-    publish_defs,
-]
+# Modules, not their Definitions objects: Dagster's loader refuses a module with more than one
+# Definitions object at module scope, so only `defs` below may be one.
+CONCERNS = [ingest, dbt, ml, publish]
 
 FULL_BUILD_JOB = "full_build_job"
 
@@ -37,11 +31,12 @@ nightly_full_build_schedule = dg.ScheduleDefinition(
     description="Every night at 02:00: the whole pipeline, so marts, scores and the snapshot are fresh.",
 )
 
-platform = dg.Definitions(
-    jobs=[full_build_job],
-    schedules=[nightly_full_build_schedule],
-    resources={"crm_home": CrmHomeResource()},
-    executor=dg.in_process_executor,
+defs = dg.Definitions.merge(
+    *(concern.defs for concern in CONCERNS),
+    dg.Definitions(
+        jobs=[full_build_job],
+        schedules=[nightly_full_build_schedule],
+        resources={"crm_home": CrmHomeResource()},
+        executor=dg.in_process_executor,
+    ),
 )
-
-defs = dg.Definitions.merge(*CONCERNS, platform)

@@ -215,3 +215,19 @@ def test_crm_run_frees_the_writer_slot_of_a_killed_run(tmp_path: Path):
     assert instance.event_log_storage.get_concurrency_info("warehouse").active_slot_count == 0
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
+
+
+def test_code_location_loads_like_the_ui_loads_it(tmp_path):
+    """`crm ui` (dagster dev -m pipelines.definitions) loads the module as a code location: validate it so."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run([str(dagster), "definitions", "validate", "-m", "pipelines.definitions"],
+                            env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, capture_output=True, text=True,
+                            timeout=300, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "All code locations passed validation" in output

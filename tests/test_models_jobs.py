@@ -54,6 +54,14 @@ def test_assets_train_grade_and_write_scores_with_the_model_version(ml_home_copy
         report = score_models(home, con)
         assert report.versions == versions
         assert con.execute("select count(*) from scores.forecast_history").fetchall()[0][0] == history_before
+        # ingestion creates these empty before the first scoring run: they must have the columns scoring writes
+        from pipelines.lib.warehouse import SCORE_PLACEHOLDERS
+
+        for table, columns in SCORE_PLACEHOLDERS.items():
+            written = con.execute("select column_name, data_type from information_schema.columns "
+                                  "where table_schema = 'scores' and table_name = ? order by ordinal_position",
+                                  [table]).fetchall()
+            assert written == list(columns.items()), table
 
 
 def test_models_are_retrained_weekly(tmp_path):
@@ -94,3 +102,4 @@ def test_past_forecasts_are_scored_against_what_happened(tmp_path):
     rows = con.execute("select month_start, absolute_error, inside_80, inside_95 from scores.forecast_accuracy "
                        "order by month_start").fetchall()
     assert rows == [(date(2026, 1, 1), 10.0, True, True), (date(2026, 2, 1), 20.0, False, True)]
+

@@ -23,9 +23,12 @@ if viewer.role != "sales_rep" and not owners.is_empty():
                             format_func=lambda u: "all owners" if u is None else u)
 work = queries.churn_worklist(viewer, band, owner, order_by or "risk")
 a, b, c = st.columns(3)
-a.metric("Customers on the list", f"{work.height:,}", border=True)
+# totals cover every matching customer, not only the rows the list shows
+total = int(work["customers_total"][0]) if work.height else 0
+a.metric("Customers on the list", f"{total:,}", border=True,
+         help=f"The table shows the first {work.height:,}." if total > work.height else None)
 b.metric("Value at risk (12-month revenue × probability)",
-         money(work["value_at_risk"].sum() if work.height else 0), border=True)
+         money(work["value_at_risk_total"][0] if work.height else 0), border=True)
 if work.height:
     top = work.row(0, named=True)
     c.metric("Call first", str(top["customer_name"]), f"{top['churn_probability']:.0%} churn risk", delta_color="off", delta_arrow="off",
@@ -33,6 +36,6 @@ if work.height:
 st.plotly_chart(charts.churn_scatter(work), key="churn_scatter")
 config = {"churn_probability": st.column_config.ProgressColumn("churn", min_value=0, max_value=1, format="percent"),
           "top_drivers": st.column_config.TextColumn("why (model's top drivers)", width="large")}
-table(work, "churn_worklist", **config)
+table(work.drop("customers_total", "value_at_risk_total", strict=False), "churn_worklist", **config)
 st.caption("Drivers are the features that raise this customer's predicted probability most, with their values; "
            "value at risk = churn probability × revenue of the last 12 months.")

@@ -21,6 +21,13 @@ def run_pipeline_command(home: CrmHome, job: str, console: Console) -> int:
         console.print(f"[yellow]{home.root} has no data yet: run `crm generate --out {home.root}` first or drop "
                       f"files in {home.landing}/<entity>/ (CSV, JSON Lines or Parquet).[/yellow]")
         return 1
+    from pipelines.lib.ingest import MappingError, load_column_mapping
+
+    try:  # a broken mapping file would fail every landing entity; say it once, before starting
+        load_column_mapping(home.column_mapping)
+    except MappingError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task(f"{job}", total=None)

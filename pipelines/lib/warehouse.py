@@ -136,9 +136,14 @@ def _create(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str])
 #: Score tables customer 360 joins (see dbt_project/macros/optional_score_columns.sql). They exist, empty,
 #: before the first scoring run so the 360 view always joins them and shows the scores of the same run.
 SCORE_PLACEHOLDERS: dict[str, dict[str, str]] = {
+    # the same columns models/jobs.py writes, so every reader works on the empty table too
     "churn_scores": {"customer_key": "VARCHAR", "churn_probability": "DOUBLE", "risk_band": "VARCHAR",
-                     "model_version": "VARCHAR"},
-    "clv_scores": {"customer_key": "VARCHAR", "predicted_clv": "DOUBLE", "model_version": "VARCHAR"},
+                     "driver_1": "VARCHAR", "driver_2": "VARCHAR", "driver_3": "VARCHAR",
+                     "driver_1_effect": "DOUBLE", "driver_2_effect": "DOUBLE", "driver_3_effect": "DOUBLE",
+                     "as_of_cutoff": "DATE", "model_version": "VARCHAR", "scored_at": "TIMESTAMP"},
+    "clv_scores": {"customer_key": "VARCHAR", "expected_purchases_12m": "DOUBLE", "probability_alive": "DOUBLE",
+                   "expected_average_spend": "DOUBLE", "predicted_clv": "DOUBLE", "model_version": "VARCHAR",
+                   "scored_at": "TIMESTAMP"},
 }
 
 

@@ -128,7 +128,11 @@ def test_edit_deal_audit_and_stale_edit_refused(portal, browser):
     page_b.get_by_role("textbox", name="Opportunity name *").fill("Saved first by manager")
     page_b.get_by_role("button", name="Save").click()
     page_b.get_by_text("Saved deal").wait_for(timeout=20_000)
-    assert page_b.locator("[data-testid='stTable']").get_by_text("Saved first by manager").count() >= 1
+    # the audit table renders after the save message: wait for it rather than counting at once
+    playwright_api.expect(page_b.locator("[data-testid='stTable']").get_by_text("Saved first by manager").first).to_be_visible(
+        timeout=20_000)
+    audit = [a for a in store.audit_rows("opportunities", deal) if a["action"] == "update"]
+    assert audit and "Saved first by manager" in audit[-1]["after_json"]
     page_a.get_by_role("textbox", name="Opportunity name *").fill("Stale edit by rep")
     page_a.get_by_role("button", name="Save").click()
     page_a.get_by_text("changed by someone else").wait_for(timeout=20_000)
