@@ -76,7 +76,7 @@ def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
         return
     table = Table(title="Ingest", show_lines=False)
     for name in ("entity", "files", "read", "loaded", "quarantined", "duplicates"):
-        table.add_column(name, justify="left" if name == "entity" else "right")
+        table.add_column(name, justify="left" if name == "entity" else "right", no_wrap=name == "entity")
     for r in rows:
         files = f"{r['sources_loaded']} new" + (f", {r['sources_skipped']} unchanged" if r["sources_skipped"] else "")
         if r["sources_unreadable"]:
