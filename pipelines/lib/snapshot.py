@@ -26,6 +26,10 @@ from pipelines.lib.home import CrmHome
 
 #: Schemas copied whole into a snapshot; missing ones are skipped (e.g. before any model has run).
 PUBLISHED_SCHEMAS = ("marts", "scores")
+#: Tables stored sorted, so the portal's per-customer lookups read only the row groups of that customer
+#: (DuckDB skips row groups by their min/max) instead of scanning millions of rows.
+SORT_KEYS = {"marts.fct_customer_interactions": "customer_key, occurred_at",
+             "marts.fct_orders": "customer_key, order_date"}
 #: Individual tables copied into the `quality` schema for the data-quality page.
 QUALITY_TABLES = {"raw._quarantine": "quarantine", "raw._load_log": "load_log"}
 KEEP_SNAPSHOTS = 3
@@ -51,7 +55,8 @@ def publish(home: CrmHome, warehouse: duckdb.DuckDBPyConnection | None = None) -
     start = time.perf_counter()
     home.snapshots.mkdir(parents=True, exist_ok=True)
     published_at = datetime.now(UTC).replace(tzinfo=None)
-    snapshot_id = f"{published_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    # microseconds first: names sort in publishing order, which pruning relies on
+    snapshot_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     target = home.snapshots / f"snapshot-{snapshot_id}.duckdb"
     tmp = target.with_suffix(".duckdb.tmp")
     own = warehouse is None
@@ -70,8 +75,9 @@ def publish(home: CrmHome, warehouse: duckdb.DuckDBPyConnection | None = None) -
                     continue
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS snap.{_quote(schema)}")
                 for name in names:
+                    order = f" ORDER BY {SORT_KEYS[f'{schema}.{name}']}" if f"{schema}.{name}" in SORT_KEYS else ""
                     con.execute(f"CREATE TABLE snap.{_quote(schema)}.{_quote(name)} AS "
-                                f"SELECT * FROM {_quote(schema)}.{_quote(name)}")
+                                f"SELECT * FROM {_quote(schema)}.{_quote(name)}{order}")
                     tables[f"{schema}.{name}"] = _count(con, f"snap.{_quote(schema)}.{_quote(name)}")
             con.execute("CREATE SCHEMA IF NOT EXISTS snap.quality")
             for source, name in QUALITY_TABLES.items():
