@@ -139,12 +139,8 @@ def validate_frame(entity: Entity, frame: pl.DataFrame) -> Validated:
             pl.col("field").replace_strict(order_of, return_dtype=pl.Int32).alias("__c"),
             pl.col("reason").replace_strict(reason_rank, return_dtype=pl.Int32).alias("__r"),
         ).sort([ROW, "__r", "__c"]).drop("__c", "__r")
-        # one fault per row and field: a bad-encoding value is not also reported as an invalid type
+        # one fault per row and field (a bad-encoding value is not also an invalid type); order is kept
         faults = faults.unique([ROW, "field"], keep="first", maintain_order=True)
-        faults = faults.with_columns(
-            pl.col("reason").replace_strict(reason_rank, return_dtype=pl.Int32).alias("__r"),
-            pl.col("field").replace_strict(order_of, return_dtype=pl.Int32).alias("__c"),
-        ).sort([ROW, "__r", "__c"]).drop("__r", "__c")
     else:
         faults = pl.DataFrame(schema={ROW: frame.schema[ROW], "field": pl.String, "reason": pl.String,
                                       "value": pl.String})

@@ -35,6 +35,8 @@ from pipelines.lib.snapshot import publish
 from pipelines.lib.store import OperationalStore
 from pipelines.lib.warehouse import connect_writer, quote_ident
 
+#: Entities a customer's records refer to that are not the customer's own (reps, catalogue, campaigns).
+NOT_THEIRS = frozenset({"users", "teams", "products", "product_prices", "campaigns"})
 #: Mart columns that hold an account id under another name.
 EXTRA_ACCOUNT_COLUMNS = ("customer_key", "matched_account_id", "converted_account_id")
 
@@ -63,9 +65,8 @@ def _now() -> datetime:
 
 def _children(contract: Contract) -> list[tuple[str, str, str]]:
     """(child entity, fk column, parent entity) for every reference except to users/teams/catalogue."""
-    skip = {"users", "teams", "products", "product_prices", "campaigns"}
     return [(e.name, c.name, c.reference[0]) for e in contract.entities.values() for c in e.columns
-            if c.reference and c.reference[0] not in skip]
+            if c.reference and c.reference[0] not in NOT_THEIRS]
 
 
 def _ids_in(con: duckdb.DuckDBPyConnection | None, store: OperationalStore, entity: str, column: str,
@@ -191,7 +192,7 @@ def _column_entities(contract: Contract) -> dict[str, set[str]]:
     for ent in contract.entities.values():
         out.setdefault(ent.primary_key, set()).add(ent.name)
         for c in ent.columns:
-            if c.reference and c.reference[0] not in ("users", "teams", "products", "product_prices", "campaigns"):
+            if c.reference and c.reference[0] not in NOT_THEIRS:
                 out.setdefault(c.name, set()).add(c.reference[0])
     for name in EXTRA_ACCOUNT_COLUMNS:
         out.setdefault(name, set()).add("accounts")
