@@ -78,10 +78,14 @@ def write_plan(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
         if stage.num_rows and plan.days is not None:
             # only the replaced days can still hold these ids (kept identical rows): look nowhere else,
             # so the cost of loading a day does not grow with the history
-            con.execute(f"""INSERT INTO {table} ({cols}) SELECT {cols} FROM __stage AS s
-                            WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{part} >= ?
-                                AND t.{part} < ? + INTERVAL 1 DAY AND t.{pk} = s.{pk})""",  # noqa: S608
-                        [datetime(first.year, first.month, first.day), datetime(last.year, last.month, last.day)])
+            bounds = [datetime(first.year, first.month, first.day), datetime(last.year, last.month, last.day)]
+            in_range = f"FROM {table} AS t WHERE t.{part} >= ? AND t.{part} < ? + INTERVAL 1 DAY"
+            if con.execute(f"SELECT EXISTS (SELECT 1 {in_range})", bounds).fetchall()[0][0]:  # noqa: S608
+                con.execute(f"""INSERT INTO {table} ({cols}) SELECT {cols} FROM __stage AS s
+                                WHERE NOT EXISTS (SELECT 1 {in_range} AND t.{pk} = s.{pk})""",  # noqa: S608
+                            bounds)
+            else:  # nothing kept in these days (a first load or a changed day): no anti-join needed
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM __stage")  # noqa: S608
         elif stage.num_rows and empty:  # first load: nothing to compare with
             con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM __stage")  # noqa: S608
         elif stage.num_rows:

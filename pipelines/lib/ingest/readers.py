@@ -215,9 +215,19 @@ class JsonlBatch:
     errors: dict[int, UnreadableFileError]
 
 
-def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: EntityMapping) -> JsonlBatch:
+def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: EntityMapping,
+                    paths: list[Path] | None = None) -> JsonlBatch:
     """Parse several JSON Lines files (bytes, display name) in one DuckDB query: small files (one per
-    day) would otherwise pay the per-query and per-frame overhead thousands of times."""
+    day) would otherwise pay the per-query and per-frame overhead thousands of times.
+
+    With `paths` (the files the bytes came from), DuckDB's own reader is tried first (`_read_json_fast`);
+    the line-by-line parse below is the careful path that also files malformed lines."""
+    sources = {c.name: mapping.source_name(c.name) for c in entity.columns}
+    if paths is not None:
+        fast = _read_json_fast(items, paths, sources)
+        if fast is not None:
+            frame = mapping.apply(entity, fast.frame, keep=(ROW, FILE_INDEX)) if mapping.defaults else fast.frame
+            return JsonlBatch(frame, {}, fast.rows_read, {})
     errors: dict[int, UnreadableFileError] = {}
     files, numbers, lines = [], [], []
     for i, (data, display) in enumerate(items):
@@ -233,7 +243,6 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
         files.append(np.full(len(raw_lines), i, dtype=np.int64))
         numbers.append(np.arange(1, len(raw_lines) + 1, dtype=np.int64))
         lines.extend(raw_lines)
-    sources = {c.name: mapping.source_name(c.name) for c in entity.columns}
     empty = pl.DataFrame(schema={FILE_INDEX: pl.Int64, ROW: pl.Int64, **{c: pl.String for c in sources}})
     if not files:
         return JsonlBatch(empty, {}, {}, errors)
@@ -269,6 +278,51 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
     if mapping.defaults:
         frame = mapping.apply(entity, frame, keep=(ROW, FILE_INDEX))
     return JsonlBatch(frame, malformed, read, errors)
+
+
+def _expected_rows(data: bytes) -> int:
+    """Rows the careful path makes of a file without blank lines: one per line, the last may lack a newline."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def _read_json_fast(items: list[tuple[bytes, str]], paths: list[Path], sources: dict[str, str]
+                    ) -> JsonlBatch | None:
+    """All files through DuckDB's multi-threaded `read_json` (about 6x the line-by-line parse), or None.
+
+    The result is used only where it equals the careful path's: DuckDB raises on any line that is not
+    one JSON object (malformed, not an object, invalid UTF-8, duplicate keys), and a file whose row count
+    differs from its line count (blank lines) falls back too, so row k of a file is always its line k
+    (rows keep file and line order: `preserve_insertion_order` is DuckDB's default)."""
+    if not paths or any(b"\x00" in data[:65536] for data, _ in items):
+        return None
+    spec = ", ".join(f"{_sql_text(src)}: 'VARCHAR'" for src in dict.fromkeys(sources.values()))
+    picks = ", ".join(f"{quote_ident(src)} AS {quote_ident(name)}" for name, src in sources.items())
+    index = {str(path): i for i, path in enumerate(paths)}
+    try:
+        frame = pl.from_arrow(_json_reader().sql(
+            f"SELECT filename AS __file, {picks} FROM read_json(?, format='newline_delimited', "  # noqa: S608
+            f"columns={{{spec}}}, filename=true)", params=[list(index)]).to_arrow_table())
+    except duckdb.Error:
+        return None
+    frame = frame.with_columns(pl.col("__file").replace_strict(index, return_dtype=pl.Int64).alias(FILE_INDEX))
+    read = dict(frame.group_by(FILE_INDEX).len().iter_rows())
+    if any(read.get(i, 0) != _expected_rows(data) for i, (data, _) in enumerate(items)):
+        return None
+    frame = frame.select(FILE_INDEX, pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(FILE_INDEX).alias(ROW),
+                         *sources)
+    return JsonlBatch(frame, {}, read, {})
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _json_reader() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB per thread that may read files (the line parser's connection may not)."""
+    con = getattr(_local, "reader", None)
+    if con is None:
+        con = _local.reader = duckdb.connect()
+    return con
 
 
 def _parse_json_lines(table: pa.Table, sources: dict[str, str]) -> pl.DataFrame:

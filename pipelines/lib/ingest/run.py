@@ -10,12 +10,17 @@ days, a chunk of days per transaction.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -43,6 +48,8 @@ from pipelines.lib.warehouse import (
     quote_ident,
     raw_table,
 )
+
+T = TypeVar("T")
 
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[._-].*)?$")
 DAYS_PER_TRANSACTION = 62
@@ -96,6 +103,68 @@ class _Part:
     def rows_read(self) -> int:
         return (self.rows.rows_read if self.rows is not None else 0) + self.shared_rows
     day: date | None = None
+
+
+#: One chunk as read: (parts with their rows, log rows of files without data, shared JSON Lines frames).
+_Chunk = tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]
+
+
+@dataclass(eq=False)  # compared by identity: `groupby` splits the read stream per entity
+class _Opened:
+    """An entity whose sources are being read: its store rows, and its landing files grouped in chunks."""
+
+    entity: Entity
+    started: datetime
+    store_part: _Part | None = None
+    log_only: list[SourceResult] = field(default_factory=list)
+    chunks: list[list[tuple[Path, _Part]]] = field(default_factory=list)
+    known: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Iterate `items` in a background thread, at most `depth` items ahead of the consumer.
+
+    An exception of the producer is raised in the consumer at the point it happened; when the consumer
+    stops early (an error, or it is closed), the producer stops after the item it is working on."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put((done, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="ingest-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def new_batch_id() -> str:
@@ -182,14 +251,14 @@ class Ingestor:
         if self._store is not None:
             self._store.dispose()
 
-    def _watermark(self, entity: Entity) -> datetime | None:
-        return self.con.execute(
+    def _watermark(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
+        return con.execute(
             f"SELECT max({quote_ident(entity.updated_at)}) FROM {raw_table(entity)} "  # noqa: S608
             "WHERE _source = 'store'").fetchall()[0][0]
 
-    def _known_files(self, entity: Entity) -> dict[str, tuple[str, int, int]]:
+    def _known_files(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, tuple[str, int, int]]:
         """Landing files last loaded: path -> (sha256, size, mtime_ns)."""
-        rows = self.con.execute(f"SELECT source_file, sha256, size_bytes, mtime_ns "  # noqa: S608
+        rows = con.execute(f"SELECT source_file, sha256, size_bytes, mtime_ns "  # noqa: S608
                                 f"FROM {raw_table('_landing_files')} WHERE entity = ?", [entity.name]).fetchall()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
@@ -212,24 +281,54 @@ class Ingestor:
         Files are read, checked and written a chunk at a time (all files at once, or for day-partitioned
         entities `DAYS_PER_TRANSACTION` days), so memory is bounded by a chunk, not by the history.
         """
+        return self.ingest_many([entity_name], force=force, days=days)[0]
+
+    def ingest_many(self, entity_names: Iterable[str], force: bool = False,
+                    days: Iterable[date] | None = None) -> list[EntityResult]:
+        """Load entities in the order given, one transaction per chunk, as `ingest` does for one.
+
+        Reading (file I/O, hashing, parsing, the store query) runs one chunk ahead in a background thread
+        (`read_ahead`), so it overlaps the checks and the warehouse write of the chunk before it. Reading
+        never depends on what is being written: references are checked by the writing side, after the
+        entities they point at are committed.
+        """
+        names = list(entity_names)
+        _ = self.tombstones  # loaded here, before the reading thread starts using the store
+        stream = read_ahead(self._read_stream(names, force, days))
+        return [self._load(opened, (chunk for _, chunk in items if chunk is not None))
+                for opened, items in groupby(stream, key=itemgetter(0))]
+
+    def _read_stream(self, names: list[str], force: bool, days: Iterable[date] | None
+                     ) -> Iterator[tuple[_Opened, _Chunk | None]]:
+        """(entity, None) when an entity starts, then (entity, chunk) for each chunk of its sources."""
+        reader = self.con.cursor()  # this thread's own connection to the warehouse (committed state)
+        try:
+            for name in names:
+                opened = self._open(reader, name, force, days)
+                yield opened, None
+                for chunk in opened.chunks:
+                    yield opened, self._read_chunk(opened.entity, chunk, opened.known, force)
+        finally:
+            reader.close()
+
+    def _open(self, con: duckdb.DuckDBPyConnection, entity_name: str, force: bool,
+              days: Iterable[date] | None) -> _Opened:
+        """What to read for an entity: the store rows past the watermark and the landing files by chunk."""
         entity = self.contract.entity(entity_name)
-        result = EntityResult(entity.name, self.batch_id)
-        started = _now()
-        store_part = None
+        opened = _Opened(entity, _now())
         if entity.in_store and self.store is not None:
-            since = None if force else self._watermark(entity)
+            since = None if force else self._watermark(con, entity)
             frame = read_store_frame(self.store, entity, since)
-            store_part = _Part("store", f"store:{entity.name}",
-                               FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
+            opened.store_part = _Part("store", f"store:{entity.name}",
+                                      FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
         wanted_days = set(days) if days is not None else None
-        log_only: list[SourceResult] = []
         candidates: list[tuple[Path, _Part]] = []
         for path in landing_files(self.home, entity) if entity.in_landing else []:
             part = _Part("landing", path.relative_to(self.home.landing).as_posix())
             if entity.partition_by_day:
                 part.day = file_day(path)
                 if part.day is None:
-                    log_only.append(SourceResult(part.source_file, "unreadable", error=(
+                    opened.log_only.append(SourceResult(part.source_file, "unreadable", error=(
                         f"{part.source_file}: interaction files must be named by day "
                         "(YYYY-MM-DD.csv|jsonl|parquet); rename it.")))
                     continue
@@ -242,14 +341,20 @@ class Ingestor:
             days_sorted = sorted({p.day for _, p in candidates})
             groups = [set(days_sorted[i:i + DAYS_PER_TRANSACTION])
                       for i in range(0, len(days_sorted), DAYS_PER_TRANSACTION)]
-            chunks = [[c for c in candidates if c[1].day in g] for g in groups]
+            opened.chunks = [[c for c in candidates if c[1].day in g] for g in groups]
         else:
-            chunks = [candidates]
-        known = self._known_files(entity) if entity.in_landing else {}
-        pending = list(log_only)  # log rows of files without data (skipped, unreadable): one write at the end
+            opened.chunks = [candidates]
+        opened.known = self._known_files(con, entity) if entity.in_landing else {}
+        return opened
+
+    def _load(self, opened: _Opened, chunks: Iterator[_Chunk]) -> EntityResult:
+        """Check and write the chunks of one entity as they arrive; log rows of files without data last."""
+        entity, started, store_part = opened.entity, opened.started, opened.store_part
+        result = EntityResult(entity.name, self.batch_id)
+        pending = list(opened.log_only)  # log rows of files without data (skipped, unreadable): written once
         first = True
         for chunk in chunks:
-            parts, logs, shared = self._read_chunk(entity, chunk, known, force)
+            parts, logs, shared = chunk
             if first and store_part is not None:
                 parts.insert(0, store_part)
                 shared = [f.with_columns(pl.col(SRC) + 1) for f in shared]
@@ -260,12 +365,12 @@ class Ingestor:
             else:
                 pending.extend(logs)
             result.sources.extend(logs)
-        if chunks == [] and store_part is not None:
+        if first and store_part is not None:  # no landing chunk at all: the store rows alone
             result.sources.extend(self._load_chunk(entity, [store_part], [], started, pending))
             pending = []
         if pending:
             self._write(entity, [], started, pending, None, None, None)
-        result.sources.extend(log_only)
+        result.sources.extend(opened.log_only)
         self._ref_cache.pop(entity.name, None)
         return result
 
@@ -309,7 +414,8 @@ class Ingestor:
                 self.log(str(exc))
         shared: list[pl.DataFrame] = []
         if jsonl:
-            batch = read_jsonl_many([(d, p.source_file) for d, p in jsonl], entity, mapping)
+            batch = read_jsonl_many([(d, p.source_file) for d, p in jsonl], entity, mapping,
+                                    paths=[self.home.landing / p.source_file for _, p in jsonl])
             for i, (_, part) in enumerate(jsonl):
                 if i in batch.errors:
                     logs.append(SourceResult(part.source_file, "unreadable", error=str(batch.errors[i])))
@@ -423,6 +529,6 @@ def ingest_all(home: CrmHome, batch_id: str | None = None, entities: Iterable[st
     with warehouse_writer(home.warehouse) as con:
         ingestor = Ingestor(home, con, batch_id, store_url=store_url, log=log)
         try:
-            return [ingestor.ingest(name, force=force) for name in names]
+            return ingestor.ingest_many(names, force=force)
         finally:
             ingestor.close()
