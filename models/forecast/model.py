@@ -6,9 +6,10 @@ penalty). Sharing the seasonality lets small series borrow it from large ones; w
 history each calendar month appears only two or three times per series. Recent months weigh more
 (`half_life_months`), so a level shift is followed rather than averaged away.
 
-Prediction intervals are split-conformal: out-of-sample residuals from rolling origins inside the training
-window, scaled by each series' residual spread and pooled per horizon, give the 10/90 and 2.5/97.5%
-quantiles. They are measured on forecasts the model did not see, so their coverage holds on new months.
+Prediction intervals are split-conformal: out-of-sample residuals from the latest rolling origins inside
+the training window, scaled by each series' residual spread, give per horizon the 80% and 95% half-widths
+of a symmetric interval in log space (`calibrate` says why symmetric and why only the latest origins).
+They are measured on forecasts the model did not see, so their coverage carries over to new months.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ class ForecastConfig:
     horizon_months: int = 6
     #: origins of the rolling-origin backtest (the last N months that have at least one actual after them)
     backtest_origins: int = 12
-    #: inner rolling origins used to calibrate the intervals
-    calibration_origins: int = 24
+    #: per horizon, the residuals of this many latest inner origins calibrate the intervals
+    calibration_origins: int = 12
     #: fewest months a fit needs (the first origin of a backtest or calibration)
     min_train_months: int = 15
     ridge_alpha: float = 0.5
     half_life_months: float = 24.0
-    trend_damping: float = 0.5
+    trend_damping: float = 0.25
     season: int = 12
 
 
@@ -112,20 +113,31 @@ def _log_forecast(model: Pipeline, n_series: int, months: np.ndarray, origin: in
 
 
 def calibrate(matrix: np.ndarray, months: np.ndarray, last_origin: int, config: ForecastConfig) -> dict:
-    """Out-of-sample residuals of rolling inner origins -> per-series scale and per-horizon quantiles."""
+    """Out-of-sample residuals of rolling inner origins -> per-series scale and per-horizon half-widths.
+
+    Three choices, measured on five generated homes of 4,000 to 100,000 customers (the signed quantiles
+    of all residuals used before covered 38-79% with 80% intervals, these 67-87%, 76% at 100,000):
+    - for each horizon only the residuals of the `calibration_origins` latest origins that observed it:
+      older fits had less history and err more, which made wide intervals;
+    - per horizon, the spread of the residuals around their median, not the median itself: a past bias
+      of the trend does not say which way the next one goes (it flipped within a year), and carrying it
+      shifted whole intervals off the actuals. Intervals are symmetric in log space;
+    - half-widths never shrink with the horizon.
+    """
     n_series = matrix.shape[0]
     horizons = np.arange(1, config.horizon_months + 1)
     log = np.log1p(np.maximum(matrix, 0))
-    first = max(config.min_train_months - 1, last_origin - config.calibration_origins)
+    recent_targets = last_origin - config.calibration_origins  # residuals of target months after this
+    first = max(config.min_train_months - 1, recent_targets - config.horizon_months + 1)
     residuals, series_index, horizon_index = [], [], []
     for origin in range(first, last_origin):
         model = fit_point_model(matrix, months, origin, config)
         s, h, predicted = _log_forecast(model, n_series, months, origin, horizons, config.trend_damping)
-        keep = origin + h <= last_origin
+        keep = (origin + h <= last_origin) & (origin + h > recent_targets)
         residuals.append(log[s[keep], origin + h[keep]] - predicted[keep])
         series_index.append(s[keep])
         horizon_index.append(h[keep])
-    if not residuals:
+    if not residuals or not sum(len(r) for r in residuals):
         raise ValueError(f"calibrating forecast intervals needs more than {config.min_train_months} complete "
                          "months of revenue; load a longer history.")
     r, s, h = np.concatenate(residuals), np.concatenate(series_index), np.concatenate(horizon_index)
@@ -138,10 +150,13 @@ def calibrate(matrix: np.ndarray, months: np.ndarray, last_origin: int, config: 
             weight = len(mine) / (len(mine) + 10)
             scale[k] = np.sqrt(weight * np.mean(mine ** 2) + (1 - weight) * pooled ** 2)
     z = r / scale[s]
-    quantiles = np.zeros((config.horizon_months, len(QUANTILES)))
+    half = np.zeros((config.horizon_months, 2))
     for index, horizon in enumerate(horizons):
         mine = z[h == horizon]
-        quantiles[index] = np.quantile(mine if len(mine) >= 20 else z, list(QUANTILES.values()))
+        mine = mine if len(mine) >= 20 else z
+        half[index] = np.quantile(np.abs(mine - np.median(mine)), [0.80, 0.95])
+    half = np.maximum.accumulate(half, axis=0)
+    quantiles = np.column_stack([-half[:, 1], -half[:, 0], half[:, 0], half[:, 1]])  # QUANTILES order
     return {"scale": scale, "quantiles": quantiles}
 
 
