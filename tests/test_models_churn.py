@@ -123,3 +123,12 @@ def test_scores_every_active_customer_with_band_and_drivers(ml_marts):
     assert labels  # drivers are readable feature labels, e.g. "days since the last order, interaction or ticket"
     assert trained.metadata["training_window"]["rows"] > 1000
     assert len(CHURN_FEATURES) == len(trained.artifacts["reference"])
+
+
+def test_a_home_where_nobody_churns_gets_one_clear_sentence():
+    frame = activity_frame({f"C{i}": [2] * 30 for i in range(5)})
+    with pytest.raises(ValueError, match=r"^the churn training window holds \d+ examples of one outcome only; "
+                                         r"it needs churned and retained customers - load a longer history"):
+        churn.train(frame)
+    with pytest.raises(ValueError, match="has no complete month; load more data first"):
+        churn.train(frame.head(0))

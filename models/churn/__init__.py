@@ -49,6 +49,9 @@ def backtest(activity: pl.DataFrame, config: ChurnConfig | None = None, seed: in
     probability = churn_model.predict(pipeline, test)
     baseline_score = churn_model.recency_baseline(test)
     labels = test["churned"].to_numpy()
+    if len(labels) == 0 or labels.min() == labels.max():
+        raise ValueError(f"the churn backtest at {evaluation_cutoff:%Y-%m} has {len(labels)} customers and needs both "
+                         "churned and retained ones to measure the model - load a longer history or more customers.")
     metrics = classification_metrics(labels, probability)
     # the recency rule is a ranking, not a probability: it gets no Brier score
     baseline = classification_metrics(labels, baseline_score, probabilities=False)

@@ -104,9 +104,10 @@ def fit(examples: pl.DataFrame, seed: int, max_rows: int | None = None) -> Pipel
     if max_rows is not None and examples.height > max_rows:
         examples = examples.sample(n=max_rows, seed=seed)
     labels = examples["churned"].to_numpy()
-    if labels.min() == labels.max():
-        raise ValueError(f"churn training window holds {len(labels)} examples of one outcome only; "
-                         "it needs churned and retained customers - load a longer history.")
+    if len(labels) == 0 or labels.min() == labels.max():
+        what = "no examples" if len(labels) == 0 else f"{len(labels)} examples of one outcome only"
+        raise ValueError(f"the churn training window holds {what}; it needs churned and retained customers - "
+                         "load a longer history or more customers.")
     return build_pipeline(seed).fit(examples.select(CHURN_FEATURES).to_pandas(), labels)
 
 

@@ -5,8 +5,9 @@ row silently:
 - CSV: a vectorised byte scan (numpy) finds record boundaries and counts the fields of each record,
   honouring quotes, so a record with more or fewer fields than the header is reported as `malformed_row`
   at its physical line (header = line 1) while polars parses the well-formed rest at full speed.
-- JSON Lines: each line is one object (first line = 1); DuckDB parses the lines, and a line that is not
-  a JSON object is a `malformed_row`.
+- JSON Lines: each line is one object (first line = 1). DuckDB's `read_json` reads clean files directly;
+  a batch it cannot read exactly (a line that is not one JSON object, invalid UTF-8, blank lines) is
+  parsed line by line instead, where a line that is not a JSON object is a `malformed_row`.
 - Parquet: the row number (1-based) is the line.
 Bytes that are not valid UTF-8 are decoded lossily to U+FFFD, which validation reports as `bad_encoding`.
 A file that cannot be read at all raises `UnreadableFileError` with one sentence saying what to do.

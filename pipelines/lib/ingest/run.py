@@ -4,7 +4,7 @@ Sources of an entity: the operational store (read incrementally from the `update
 rows it already delivered) and/or the files in `landing/<entity>/` sorted by name. A landing file whose
 sha256 is the one last loaded is skipped (`skipped_unchanged`); a changed file is read again in full.
 Day-partitioned entities (interactions) read `landing/interactions/YYYY-MM-DD.<ext>` and replace whole
-days, a chunk of days per transaction.
+days, a chunk of days per transaction. Reading runs one chunk ahead of checking and writing, in a thread.
 """
 
 from __future__ import annotations
