@@ -227,8 +227,7 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
     if paths is not None:
         fast = _read_json_fast(items, paths, sources)
         if fast is not None:
-            frame = mapping.apply(entity, fast.frame, keep=(ROW, FILE_INDEX)) if mapping.defaults else fast.frame
-            return JsonlBatch(frame, {}, fast.rows_read, {})
+            return JsonlBatch(_with_defaults(fast.frame, entity, mapping), {}, fast.rows_read, {})
     errors: dict[int, UnreadableFileError] = {}
     files, numbers, lines = [], [], []
     for i, (data, display) in enumerate(items):
@@ -276,9 +275,12 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
         malformed.setdefault(int(f), []).append(Malformed(int(n), match.group(1) if match else None, line[:500]))
     read = dict(result.group_by(FILE_INDEX).len().iter_rows())
     frame = result.filter(pl.col("ok")).drop("ok", "bad_line")
-    if mapping.defaults:
-        frame = mapping.apply(entity, frame, keep=(ROW, FILE_INDEX))
-    return JsonlBatch(frame, malformed, read, errors)
+    return JsonlBatch(_with_defaults(frame, entity, mapping), malformed, read, errors)
+
+
+def _with_defaults(frame: pl.DataFrame, entity: Entity, mapping: EntityMapping) -> pl.DataFrame:
+    """The mapping's default values for absent or empty columns (both JSON paths end here)."""
+    return mapping.apply(entity, frame, keep=(ROW, FILE_INDEX)) if mapping.defaults else frame
 
 
 def _expected_rows(data: bytes) -> int:

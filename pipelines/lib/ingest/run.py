@@ -374,13 +374,13 @@ class Ingestor:
         self._ref_cache.pop(entity.name, None)
         return result
 
-    def _read_chunk(self, entity: Entity, chunk: list[tuple[Path, _Part]], known: dict[str, str],
+    def _read_chunk(self, entity: Entity, chunk: list[tuple[Path, _Part]], known: dict[str, tuple[str, int, int]],
                     force: bool) -> tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]:
         """Hash and parse the files of a chunk; unchanged files are skipped, unreadable ones logged."""
         mapping = self.mapping.for_entity(entity.name)
         parts: list[_Part] = []
         logs: list[SourceResult] = []
-        jsonl: list[tuple[bytes, _Part]] = []
+        jsonl: list[tuple[bytes, _Part, Path]] = []
         contents = []
         for path, part in chunk:
             stat = path.stat()
@@ -403,7 +403,7 @@ class Ingestor:
             if data is None:
                 data = path.read_bytes()
             if file_format(path) == "jsonl":
-                jsonl.append((data, part))
+                jsonl.append((data, part, path))
                 parts.append(part)
                 continue
             try:
@@ -414,9 +414,9 @@ class Ingestor:
                 self.log(str(exc))
         shared: list[pl.DataFrame] = []
         if jsonl:
-            batch = read_jsonl_many([(d, p.source_file) for d, p in jsonl], entity, mapping,
-                                    paths=[self.home.landing / p.source_file for _, p in jsonl])
-            for i, (_, part) in enumerate(jsonl):
+            batch = read_jsonl_many([(d, p.source_file) for d, p, _ in jsonl], entity, mapping,
+                                    paths=[path for _, _, path in jsonl])
+            for i, (_, part, _) in enumerate(jsonl):
                 if i in batch.errors:
                     logs.append(SourceResult(part.source_file, "unreadable", error=str(batch.errors[i])))
                     self.log(str(batch.errors[i]))
@@ -424,7 +424,7 @@ class Ingestor:
                 else:
                     part.rows = FileRows(pl.DataFrame(), batch.malformed.get(i, []))
                     part.shared_rows = batch.rows_read.get(i, 0) - len(part.rows.malformed)
-            index = {i: parts.index(p) for i, (_, p) in enumerate(jsonl) if i not in batch.errors}
+            index = {i: parts.index(p) for i, (_, p, _) in enumerate(jsonl) if i not in batch.errors}
             if index and batch.frame.height:
                 shared.append(batch.frame.with_columns(
                     pl.col(FILE_INDEX).replace_strict(index, return_dtype=pl.Int64).alias(SRC)))
