@@ -123,3 +123,15 @@ def test_read_ahead_keeps_order_raises_where_the_reader_failed_and_stops_with_th
     assert [next(stream) for _ in range(5)] == [0, 1, 2, 3, 4]
     stream.close()
     assert len(produced) <= 5 + 3, "the reader must stop soon after the consumer does"
+
+
+def test_order_and_repeat_shortcuts_see_rows_out_of_order_and_unsorted_repeats():
+    from pipelines.lib.ingest.checks import LINE, SRC, _has_repeats, _in_source_order
+
+    in_order = pl.DataFrame({SRC: [0, 0, 1, 1, 2], LINE: [None, None, 2, 3, 2]}, schema={SRC: pl.Int64, LINE: pl.Int64})
+    assert _in_source_order(in_order)
+    # a JSON Lines batch (parts 1-2) framed before the store part (0), and lines out of order in a part
+    assert not _in_source_order(pl.DataFrame({SRC: [1, 2, 0], LINE: [2, 2, None]}))
+    assert not _in_source_order(pl.DataFrame({SRC: [1, 1], LINE: [3, 2]}))
+    assert _has_repeats(pl.Series(["a", "b", "b", "c"])) and not _has_repeats(pl.Series(["a", "b", "c"]))
+    assert _has_repeats(pl.Series(["c", "a", "c"])) and not _has_repeats(pl.Series(["c", "a", "b"]))

@@ -49,7 +49,7 @@ def backtest(revenue: pl.DataFrame, config: ForecastConfig | None = None) -> dic
             "actual": matrix[s, origin + h],
             "scale": scales[s],
             "seasonal_naive": fm.seasonal_naive(matrix, origin, h, s, config.season),
-            **{k: predicted[k][keep] for k in ("forecast", *fm.QUANTILES)},
+            **{k: predicted[k][keep] for k in ("forecast", *fm.BOUNDS)},
         }))
     frame = pl.concat(parts)
     metrics = forecast_metrics(frame, "forecast")
@@ -116,5 +116,5 @@ def score(artifacts: dict, revenue: pl.DataFrame, series_names: list[str],
         "month_start": [_month(months[0] + last + int(h)) for h in predicted["horizon"]],
         "horizon": predicted["horizon"].astype(np.int64),
         "forecast": predicted["forecast"],
-        **{k: predicted[k] for k in fm.QUANTILES},
+        **{k: predicted[k] for k in fm.BOUNDS},
     }).sort("slice_type", "slice_value", "month_start")

@@ -26,7 +26,8 @@ from sklearn.preprocessing import OneHotEncoder
 
 from models.features import month_index
 
-QUANTILES = {"lower_95": 0.025, "lower_80": 0.10, "upper_80": 0.90, "upper_95": 0.975}
+#: Interval bounds, in the column order of the calibration half-widths (95% and 80% intervals).
+BOUNDS = ("lower_95", "lower_80", "upper_80", "upper_95")
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def calibrate(matrix: np.ndarray, months: np.ndarray, last_origin: int, config: 
         mine = mine if len(mine) >= 20 else z
         half[index] = np.quantile(np.abs(mine - np.median(mine)), [0.80, 0.95])
     half = np.maximum.accumulate(half, axis=0)
-    quantiles = np.column_stack([-half[:, 1], -half[:, 0], half[:, 0], half[:, 1]])  # QUANTILES order
+    quantiles = np.column_stack([-half[:, 1], -half[:, 0], half[:, 0], half[:, 1]])  # BOUNDS order
     return {"scale": scale, "quantiles": quantiles}
 
 
@@ -169,7 +170,7 @@ def predict(model: Pipeline, calibration: dict, matrix: np.ndarray, months: np.n
     scale = np.asarray(calibration["scale"])[series]
     quantiles = np.asarray(calibration["quantiles"])[h - 1]
     result = {"series": series, "horizon": h, "forecast": np.expm1(log_forecast).clip(min=0)}
-    for j, name in enumerate(QUANTILES):
+    for j, name in enumerate(BOUNDS):
         result[name] = np.expm1(log_forecast + quantiles[:, j] * scale).clip(min=0)
     return result
 
