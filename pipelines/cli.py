@@ -65,7 +65,8 @@ app.add_typer(store_app, name="store")
 
 @store_app.command("migrate")
 def store_migrate(home: Path = HomeOption) -> None:
-    """Create or upgrade the operational database schema."""
+    """Create or upgrade the operational database schema; write the commented default crm.yaml if absent."""
+    from pipelines.lib.settings import write_default_settings
     from pipelines.lib.store import OperationalStore
 
     h = _home(home).ensure()
@@ -73,6 +74,11 @@ def store_migrate(home: Path = HomeOption) -> None:
     applied = store.migrate()
     console.print(f"Operational store at [bold]{store.display_url}[/bold]: "
                   f"{len(applied)} migration(s) applied ({', '.join(applied) or 'up to date'}).")
+    if write_default_settings(h.settings_file):
+        console.print(f"Settings written to [bold]{h.settings_file}[/bold] with the defaults: set your currency, "
+                      "stages and dimension values there (docs/settings.md).")
+    else:
+        console.print(f"Settings kept: [bold]{h.settings_file}[/bold] exists.")
 
 
 @app.command("backup")

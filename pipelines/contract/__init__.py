@@ -45,6 +45,8 @@ class Column(BaseModel):
     type: ColumnType
     required: bool
     allowed: list[str] | None = None
+    #: the installation's vocabulary that sets `allowed` (crm.yaml: stages, currency or a dimension)
+    vocabulary: str | None = None
     references: str | None = None
     min: float | None = None
     max: float | None = None

@@ -20,6 +20,14 @@ _TYPE_HELP = {
     "timestamp": "`YYYY-MM-DDTHH:MM:SS` (UTC; `Z` or an offset is converted)",
 }
 
+#: Rules of the columns whose values the installation sets in $CRM_HOME/crm.yaml (docs/settings.md).
+_VOCABULARY_HELP = {
+    "stages": "one of the `stages` in `crm.yaml` (default: prospecting, qualification, proposal, negotiation, "
+              "closed_won, closed_lost)",
+    "currency": "the reporting currency of `crm.yaml` (default `EUR`) or one with a rate there; "
+                "other currencies are quarantined as `unknown_currency`",
+}
+
 _INTRO = """\
 # Import format: bringing your own CRM exports
 
@@ -87,6 +95,9 @@ def render_import_guide(contract: Contract | None = None) -> str:
             rules = []
             if c.allowed:
                 rules.append("one of " + ", ".join(f"`{v}`" for v in c.allowed))
+            if c.vocabulary:
+                rules.append(_VOCABULARY_HELP.get(c.vocabulary, f"any value, unless `crm.yaml` lists the values "
+                                                                f"of `dimensions.{c.vocabulary}`"))
             if c.min is not None:
                 rules.append(f">= {c.min:g}")
             if c.max is not None:

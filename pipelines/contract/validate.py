@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.contract import Entity
+from pipelines.contract import Column, Entity
 
 #: Quarantine reasons. The generator's fault manifest and ingestion both use exactly these codes.
 REASONS: dict[str, str] = {
@@ -22,6 +22,7 @@ REASONS: dict[str, str] = {
     "missing_required": "a required value is empty",
     "invalid_type": "the value cannot be read as the column's type",
     "not_allowed_value": "the value is not one of the allowed values",
+    "unknown_currency": "the currency is neither the reporting currency nor one with a rate in crm.yaml",
     "out_of_range": "the value is outside the allowed range",
     "duplicate_id": "another row has the same id and updated_at but different content",
     "unknown_reference": "the id it refers to does not exist",
@@ -126,7 +127,7 @@ def validate_frame(entity: Entity, frame: pl.DataFrame) -> Validated:
             fault(raw.is_null(), column.name, "missing_required")
         fault(raw.is_not_null() & parsed.is_null(), column.name, "invalid_type")
         if column.allowed is not None:
-            fault(raw.is_not_null() & ~raw.is_in(column.allowed), column.name, "not_allowed_value")
+            fault(raw.is_not_null() & ~raw.is_in(column.allowed), column.name, _not_allowed_reason(column))
         if column.min is not None:
             fault(parsed < column.min, column.name, "out_of_range")
         if column.max is not None:
@@ -147,6 +148,12 @@ def validate_frame(entity: Entity, frame: pl.DataFrame) -> Validated:
     return Validated(typed=typed, faults=faults)
 
 
+def _not_allowed_reason(column: Column) -> str:
+    """A value outside the allowed list: an unconvertible currency has its own reason, all else is
+    `not_allowed_value`. The lists of vocabulary columns come from crm.yaml (`Settings.contract()`)."""
+    return "unknown_currency" if column.vocabulary == "currency" else "not_allowed_value"
+
+
 def describe_fault(entity: Entity, field: str, reason: str, value: str | None) -> str:
     """A sentence that says what is wrong and what to do, for the portal and quarantine reports."""
     column = entity.column(field) if field in entity.column_names else None
@@ -157,8 +164,16 @@ def describe_fault(entity: Entity, field: str, reason: str, value: str | None) -
                 "integer": "a whole number", "decimal": "a number like 1234.50",
                 "boolean": "true or false"}.get(column.type, column.type)
         return f"{field} must be {hint} (got {value!r})."
+    if reason == "unknown_currency" and column is not None and column.allowed:
+        reporting = column.allowed[0]
+        return (f"{field} {value!r} is not the reporting currency {reporting} and has no rate; add it to "
+                f"currency.rates in crm.yaml (how many {reporting} one {value} is worth) or correct the value.")
     if reason == "not_allowed_value" and column is not None and column.allowed:
-        return f"{field} must be one of {', '.join(column.allowed)} (got {value!r})."
+        sentence = f"{field} must be one of {', '.join(column.allowed)} (got {value!r})"
+        if column.vocabulary:
+            key = column.vocabulary if column.vocabulary == "stages" else f"dimensions.{column.vocabulary}"
+            return f"{sentence}; correct the value or add it to {key} in crm.yaml."
+        return sentence + "."
     if reason == "out_of_range" and column is not None:
         bounds = []
         if column.min is not None:

@@ -39,6 +39,7 @@ from pipelines.generate.names import FIRST_NAMES, LAST_NAMES
 from pipelines.generate.orders import build_orders
 from pipelines.generate.org import build_org
 from pipelines.generate.service import build_contracts, build_tasks, build_tickets
+from pipelines.generate.vocabulary import write_demo_settings
 from pipelines.generate.writers import export_frame, write_csv, write_landing
 from pipelines.lib.home import CrmHome
 from pipelines.lib.store import OperationalStore
@@ -173,6 +174,7 @@ def generate_home(home: CrmHome, customers: int, seed: int, dirty: float = 0.0, 
 
     home.ensure()
     _clear(home)
+    write_demo_settings(home.settings_file)
     home.ground_truth.mkdir(parents=True, exist_ok=True)
     world = step(f"simulating {customers:,} customers over {years:g} years", lambda: simulate(customers, seed, years))
     store_frames, landing_frames = world["store"], world["landing"]

@@ -36,6 +36,11 @@ class CrmHome:
         return self.landing / "column_mapping.yaml"
 
     @property
+    def settings_file(self) -> Path:
+        """The installation's vocabulary and as-of date (pipelines.lib.settings, docs/settings.md)."""
+        return self.root / "crm.yaml"
+
+    @property
     def operational_db(self) -> Path:
         """The embedded system of record (SQLite) used when CRM_OPERATIONAL_DB_URL is unset."""
         return self.root / "operational.db"

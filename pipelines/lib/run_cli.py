@@ -28,6 +28,13 @@ def run_pipeline_command(home: CrmHome, job: str, console: Console) -> int:
     except MappingError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
+    from pipelines.lib.settings import SettingsError, load_settings
+
+    try:  # the same for crm.yaml, which every entity is validated with
+        load_settings(home.settings_file)
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task(f"{job}", total=None)

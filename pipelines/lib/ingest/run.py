@@ -41,6 +41,7 @@ from pipelines.lib.ingest.readers import (
     read_jsonl_many,
 )
 from pipelines.lib.ingest.store_source import read_store_frame
+from pipelines.lib.settings import load_settings, write_settings_tables
 from pipelines.lib.warehouse import (
     LANDING_FILES_COLUMNS,
     LOAD_LOG_COLUMNS,
@@ -221,7 +222,8 @@ class Ingestor:
         self.home = home
         self.con = con
         self.batch_id = batch_id or new_batch_id()
-        self.contract = load_contract()
+        self.settings = load_settings(home.settings_file)
+        self.contract = self.settings.contract()  # the installation's allowed values (crm.yaml)
         self.mapping = mapping if mapping is not None else load_column_mapping(home.column_mapping)
         self.store_url = store_url or home.operational_db_url
         self._store = None
@@ -293,6 +295,7 @@ class Ingestor:
         entities they point at are committed.
         """
         names = list(entity_names)
+        write_settings_tables(self.con, self.settings)  # what the marts read the vocabulary from
         _ = self.tombstones  # loaded here, before the reading thread starts using the store
         stream = read_ahead(self._read_stream(names, force, days))
         return [self._load(opened, (chunk for _, chunk in items if chunk is not None))
