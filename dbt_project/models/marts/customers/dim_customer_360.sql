@@ -37,13 +37,15 @@ opportunities as (
 
     select
         resolved.customer_key,
-        count(*) filter (where opportunities.stage not in ('closed_won', 'closed_lost')) as open_deals,
-        coalesce(sum(opportunities.amount) filter (where opportunities.stage not in ('closed_won', 'closed_lost')), 0)
+        count(*) filter (where not coalesce(stages.is_closed, false)) as open_deals,
+        coalesce(sum(opportunities.amount) filter (where not coalesce(stages.is_closed, false)), 0)
             as open_pipeline_amount,
-        count(*) filter (where opportunities.stage = 'closed_won') as won_deals,
+        count(*) filter (where stages.is_won) as won_deals,
     from {{ ref('stg_crm__opportunities') }} as opportunities
     inner join resolved
         on opportunities.account_id = resolved.account_id
+    left join {{ ref('stg_settings__stages') }} as stages
+        on opportunities.stage = stages.stage
     where not opportunities.is_archived
     group by resolved.customer_key
 

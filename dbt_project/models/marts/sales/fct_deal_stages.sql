@@ -19,6 +19,12 @@ as_of as (
 
 ),
 
+stages as (
+
+    select * from {{ ref('stg_settings__stages') }}
+
+),
+
 ordered as (
 
     select
@@ -45,22 +51,16 @@ final as (
         ordered.opportunity_id,
         cast(ordered.stage_sequence as bigint) as stage_sequence,
         ordered.stage,
-        cast(case ordered.stage
-            when 'prospecting' then 1
-            when 'qualification' then 2
-            when 'proposal' then 3
-            when 'negotiation' then 4
-            when 'closed_won' then 5
-        end as bigint) as stage_order,
+        stages.stage_order,
         ordered.from_stage,
         ordered.entered_at,
         ordered.exited_at,
         ordered.next_stage,
-        ordered.stage in ('closed_won', 'closed_lost') as is_closed_stage,
+        coalesce(stages.is_closed, false) as is_closed_stage,
         ordered.exited_at is null as is_current_stage,
         -- closed stages are terminal: no time in stage; an open current stage counts up to the end of the as-of day
         case
-            when ordered.stage in ('closed_won', 'closed_lost') then null
+            when stages.is_closed then null
             else round(
                 epoch(coalesce(ordered.exited_at, cast(as_of.as_of_date + interval 1 day as timestamp)) - ordered.entered_at)
                 / 86400.0, 4)
@@ -68,6 +68,7 @@ final as (
         ordered.changed_by_user_id,
     from ordered
     cross join as_of
+    left join stages on ordered.stage = stages.stage
 
 )
 

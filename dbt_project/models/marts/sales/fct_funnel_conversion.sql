@@ -29,12 +29,17 @@ deal_dimensions as (
 
 funnel_steps as (
 
-    select * from (values
-        (1, 'prospecting', 'qualification'),
-        (2, 'qualification', 'proposal'),
-        (3, 'proposal', 'negotiation'),
-        (4, 'negotiation', 'closed_won')
-    ) as steps (from_stage_order, from_stage, to_stage)
+    -- each open stage of crm.yaml and the stage after it in funnel order (the won stage after the last open one)
+    select * from (
+        select
+            stage_order as from_stage_order,
+            stage as from_stage,
+            lead(stage) over (order by stage_order) as to_stage,
+            is_closed,
+        from {{ ref('stg_settings__stages') }}
+        where stage_order is not null
+    )
+    where not is_closed
 
 ),
 

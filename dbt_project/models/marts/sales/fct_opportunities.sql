@@ -1,5 +1,6 @@
 -- Deals enhanced with everything the funnel slices by (fivetran's opportunity_enhanced): owner, team, region,
 -- lead source, product line, customer, outcome flags, sales-cycle length and age. Archived deals are left out.
+-- Stage order and outcome come from the installation's stages (crm.yaml, stg_settings__stages).
 with opportunities as (
 
     select * from {{ ref('stg_crm__opportunities') }}
@@ -43,21 +44,22 @@ as_of as (
 
 ),
 
+stages as (
+
+    select * from {{ ref('stg_settings__stages') }}
+
+),
+
 stage_history as (
 
     select
-        opportunity_id,
+        history.opportunity_id,
         count(*) as stage_changes,
-        max(case to_stage
-            when 'prospecting' then 1
-            when 'qualification' then 2
-            when 'proposal' then 3
-            when 'negotiation' then 4
-            when 'closed_won' then 5
-        end) as max_history_stage_order,
-        max(changed_at) as last_stage_change_at,
-    from {{ ref('stg_crm__opportunity_stage_history') }}
-    group by opportunity_id
+        max(stages.stage_order) as max_history_stage_order,
+        max(history.changed_at) as last_stage_change_at,
+    from {{ ref('stg_crm__opportunity_stage_history') }} as history
+    left join stages on history.to_stage = stages.stage
+    group by history.opportunity_id
 
 ),
 
@@ -79,31 +81,25 @@ joined as (
         opportunities.product_id,
         coalesce(products.product_line, '(none)') as product_line,
         opportunities.stage,
-        case opportunities.stage
-            when 'prospecting' then 1
-            when 'qualification' then 2
-            when 'proposal' then 3
-            when 'negotiation' then 4
-            when 'closed_won' then 5
-        end as stage_order,
+        stages.stage_order,
         opportunities.amount,
         opportunities.expected_close_date,
         opportunities.lost_reason,
         opportunities.created_at,
         -- a closed deal without closed_at (hand-edited records) is dated by its last update
         case
-            when opportunities.stage in ('closed_won', 'closed_lost')
-                then coalesce(opportunities.closed_at, opportunities.updated_at)
+            when stages.is_closed then coalesce(opportunities.closed_at, opportunities.updated_at)
         end as closed_at,
-        opportunities.stage = 'closed_won' as is_won,
-        opportunities.stage = 'closed_lost' as is_lost,
-        opportunities.stage in ('closed_won', 'closed_lost') as is_closed,
+        coalesce(stages.is_won, false) as is_won,
+        coalesce(stages.is_lost, false) as is_lost,
+        coalesce(stages.is_closed, false) as is_closed,
         coalesce(stage_history.stage_changes, 0) as stage_changes,
         stage_history.max_history_stage_order,
         stage_history.last_stage_change_at,
         as_of.as_of_date,
     from opportunities
     cross join as_of
+    left join stages on opportunities.stage = stages.stage
     left join users on opportunities.owner_user_id = users.user_id
     left join teams on users.team_id = teams.team_id
     left join leads on opportunities.lead_id = leads.lead_id
@@ -132,7 +128,8 @@ final as (
         product_line,
         stage,
         cast(stage_order as bigint) as stage_order,
-        -- the furthest funnel stage the deal reached (1 prospecting .. 5 closed_won); every deal entered the funnel
+        -- the furthest funnel stage the deal reached (1 = the first open stage .. the won stage); every deal entered
+        -- the funnel
         cast(greatest(1, coalesce(max_history_stage_order, 0), coalesce(stage_order, 0)) as bigint)
             as max_stage_order_reached,
         amount,

@@ -1,6 +1,7 @@
 -- Open deals weighted by the historical win probability of their current stage: of the closed deals that
--- reached the stage, the share that was won (see the `stage_win_probability` docs). One row per open deal, to be
--- summed by expected close month, owner, team, region or stage.
+-- reached the stage, the share that was won (see the `stage_win_probability` docs); while no closed deal reached
+-- the stage, the stage's default probability from crm.yaml. One row per open deal, to be summed by expected
+-- close month, owner, team, region or stage.
 with opportunities as (
 
     select * from {{ ref('fct_opportunities') }}
@@ -15,12 +16,8 @@ as_of as (
 
 open_stages as (
 
-    select * from (values
-        (1, 'prospecting'),
-        (2, 'qualification'),
-        (3, 'proposal'),
-        (4, 'negotiation')
-    ) as stages (stage_order, stage)
+    select stage_order, stage, default_probability from {{ ref('stg_settings__stages') }}
+    where not is_closed
 
 ),
 
@@ -28,6 +25,7 @@ stage_probabilities as (
 
     select
         open_stages.stage_order,
+        any_value(open_stages.default_probability) as default_probability,
         count(*) filter (where opportunities.is_closed) as closed_deals_reached,
         count(*) filter (where opportunities.is_won) as won_deals_reached,
         cast(count(*) filter (where opportunities.is_won) as double)
@@ -58,8 +56,11 @@ final as (
         opportunities.expected_close_date < as_of.as_of_date as is_past_expected_close,
         opportunities.amount,
         cast(stage_probabilities.closed_deals_reached as bigint) as closed_deals_reached_stage,
-        coalesce(stage_probabilities.stage_win_probability, 0.0) as stage_win_probability,
-        opportunities.amount * coalesce(stage_probabilities.stage_win_probability, 0.0) as weighted_amount,
+        coalesce(stage_probabilities.stage_win_probability, stage_probabilities.default_probability, 0.0)
+            as stage_win_probability,
+        opportunities.amount
+            * coalesce(stage_probabilities.stage_win_probability, stage_probabilities.default_probability, 0.0)
+            as weighted_amount,
     from opportunities
     cross join as_of
     inner join stage_probabilities on opportunities.stage_order = stage_probabilities.stage_order

@@ -1,23 +1,42 @@
--- order_lines: contract columns unchanged (names and types), plus the lineage columns `_source` and `_ingested_at`.
+-- order_lines: contract columns (names and types), plus the lineage columns `_source` and `_ingested_at`. Money is
+-- converted to the reporting currency here (crm.yaml `currency`): unit_price is in reporting units, the price as
+-- the file gave it and its currency are kept beside it. Ingestion quarantined orders in a currency without a rate.
 with source as (
 
     select * from {{ source('crm', 'order_lines') }}
 
 ),
 
+orders as (
+
+    select order_id, currency from {{ source('crm', 'orders') }}
+
+),
+
+currencies as (
+
+    select currency, rate_to_reporting from {{ ref('stg_settings__currencies') }}
+
+),
+
 final as (
 
     select
-        cast(order_line_id as varchar) as order_line_id,
-        cast(order_id as varchar) as order_id,
-        cast(product_id as varchar) as product_id,
-        cast(quantity as bigint) as quantity,
-        cast(unit_price as double) as unit_price,
-        cast(discount_pct as double) as discount_pct,
-        cast(updated_at as timestamp) as updated_at,
-        _source,
-        _ingested_at,
+        cast(source.order_line_id as varchar) as order_line_id,
+        cast(source.order_id as varchar) as order_id,
+        cast(source.product_id as varchar) as product_id,
+        cast(source.quantity as bigint) as quantity,
+        -- a line whose order is missing (quarantined) keeps its price unconverted; its order never joins it
+        cast(source.unit_price * coalesce(currencies.rate_to_reporting, 1.0) as double) as unit_price,
+        cast(source.discount_pct as double) as discount_pct,
+        cast(source.updated_at as timestamp) as updated_at,
+        cast(source.unit_price as double) as unit_price_in_currency,
+        cast(orders.currency as varchar) as currency,
+        source._source,
+        source._ingested_at,
     from source
+    left join orders on source.order_id = orders.order_id
+    left join currencies on orders.currency = currencies.currency
 
 )
 
