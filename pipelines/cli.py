@@ -156,6 +156,31 @@ def bench_cmd(
     print(json.dumps(figures, indent=2))
 
 
+@app.command("import")
+def import_cmd(
+    entities: str = typer.Argument(..., help="Contract entity, or several separated by commas (one file "
+                                             "feeding several entities needs a mapping section for each)."),
+    file: Path = typer.Argument(..., help="The export to import: CSV/TSV/TXT, JSON Lines, Parquet or .xlsx."),
+    mapping: str = typer.Option(None, "--mapping", help="Mapping file, or a preset name such as "
+                                                        "salesforce-opportunity (docs/import.md)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read and check everything, write nothing."),
+    report: Path = typer.Option(None, "--report", help="Also write the report as JSON to this file."),
+    home: Path = HomeOption,
+) -> None:
+    """Import an export file: store entities are upserted (audited), landing entities placed for `crm run`."""
+    from pipelines.lib.importer import ImportFailed, import_file, render, write_report
+
+    try:
+        result = import_file(_home(home), entities.split(","), file, mapping=mapping, dry_run=dry_run,
+                             console=console)
+    except ImportFailed as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from exc
+    render(result, console)
+    if report is not None:
+        console.print(f"Report written to [bold]{write_report(result, report)}[/bold]")
+
+
 # --- portal (issue 6) -------------------------------------------------------------------------------------
 user_app = typer.Typer(help="Portal sign-ins: who may use the portal and with which role.")
 app.add_typer(user_app, name="user")
