@@ -75,8 +75,10 @@ def stacked_by_stage(frame: pl.DataFrame, x: str, y: str, title: str, area: bool
     if frame.is_empty():
         return empty("No open pipeline for this selection")
     fig = go.Figure()
-    for stage in sorted(set(_col(frame, "stage")), key=lambda s: list(STAGE_COLORS).index(s)
-                        if s in STAGE_COLORS else 99):
+    # funnel order when the frame carries it (the installation's stages), else the default stages' order
+    order = (dict(frame.select("stage", "stage_order").unique("stage").iter_rows()) if "stage_order" in frame.columns
+             else {s: i for i, s in enumerate(STAGE_COLORS)})
+    for stage in sorted(set(_col(frame, "stage")), key=lambda s: (order.get(s) is None, order.get(s) or 0, s)):
         part = frame.filter(pl.col("stage") == stage)
         color = STAGE_COLORS.get(stage)
         if area:

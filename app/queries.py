@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, text
 from app.auth import Viewer
 from pipelines.contract import load_contract
 from pipelines.lib.home import CrmHome
+from pipelines.lib.settings import Settings
 from pipelines.lib.snapshot import NoSnapshotError, connect_snapshot, current_snapshot_path
 from pipelines.lib.store import OperationalStore
 
@@ -348,18 +349,35 @@ def monthly_sales(viewer: Viewer, filters: dict[str, Any] | None = None) -> pl.D
         _deal_params(viewer, filters), name="monthly_sales")
 
 
+# --- the installation's vocabulary (crm.yaml, published as marts.dim_*) -----------------------------------
+def stage_names() -> list[str]:
+    """The pipeline stages in the order crm.yaml lists them (the defaults before a build published them)."""
+    if has_table("marts.dim_pipeline_stages"):
+        frame = _run("select stage from marts.dim_pipeline_stages order by stage_position", name="stages")
+        if frame.height:
+            return frame["stage"].to_list()
+    return [s.name for s in Settings().stages]
+
+
+def currency_symbol() -> str:
+    """Symbol of the reporting currency every money figure is in (the code when no symbol is known)."""
+    if has_table("marts.dim_reporting_currency"):
+        frame = _run("select symbol from marts.dim_reporting_currency", name="currency")
+        if frame.height:
+            return frame["symbol"][0]
+    return Settings().currency.symbol
+
+
 # --- funnel -----------------------------------------------------------------------------------------------
-STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won")
-
-
 def funnel(viewer: Viewer, filters: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Deals that reached each stage (furthest stage >= it) and the conversion to the next stage."""
-    if not has_table("marts.fct_opportunities", "max_stage_order_reached"):
+    """Deals that reached each stage (furthest stage >= it) and the conversion to the next stage, in the
+    configured funnel order (open stages, then the won stage)."""
+    if not has_table("marts.fct_opportunities", "max_stage_order_reached") or not has_table(
+            "marts.dim_pipeline_stages"):
         return pl.DataFrame()
     frame = _run("""
         with stages as (
-            select * from (values (1, 'prospecting'), (2, 'qualification'), (3, 'proposal'),
-                                  (4, 'negotiation'), (5, 'closed_won')) as s(stage_order, stage)
+            select stage_order, stage from marts.dim_pipeline_stages where stage_order is not null
         ),
         deals as (
             select max_stage_order_reached, amount from marts.fct_opportunities

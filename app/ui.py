@@ -63,7 +63,14 @@ def table(frame: pl.DataFrame, name: str, height: int | None = None, **column_co
 
 
 def money(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}"
+    """An amount in the reporting currency (crm.yaml): $1,234, €1,234, -£56; a code or a letter symbol
+    goes after the number (1,234 CHF, 1,234 kr)."""
+    if value is None:
+        return "–"
+    symbol, amount = queries.currency_symbol(), f"{abs(value):,.0f}"
+    if symbol.isalpha():
+        return f"{'-' if value < 0 else ''}{amount} {symbol}"
+    return f"{'-' if value < 0 else ''}{symbol}{amount}"
 
 
 def compact(value: float | None) -> str:

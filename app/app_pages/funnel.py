@@ -35,6 +35,6 @@ st.plotly_chart(charts.horizontal_bars(rates, "value", "win_rate", f"Win rate by
                                        share=True, color="#16a34a"), key="win_rates")
 
 st.subheader("Drill down")
-stage = st.selectbox("Deals currently in stage", [None, *queries.STAGES, "closed_lost"],
+stage = st.selectbox("Deals currently in stage", [None, *queries.stage_names()],
                      format_func=lambda s: "any stage" if s is None else s.replace("_", " "), key="funnel_stage")
 table(queries.deals(viewer, filters, stage=stage), "deals")
