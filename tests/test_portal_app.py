@@ -76,7 +76,7 @@ def test_overview_kpis_match_the_marts(env):
     metrics = {m.label: m.value for m in at.metric}
     with _snapshot(home) as con:
         open_pipeline = con.execute("select sum(amount) from marts.fct_opportunities where not is_closed").fetchone()[0]
-    assert metrics["Open pipeline"] == f"{open_pipeline:,.0f}"
+    assert metrics["Open pipeline"] == f"€{open_pipeline:,.0f}"
 
 
 def test_funnel_matches_funnel_mart_and_rep_sees_only_own_deals(env):
@@ -218,12 +218,12 @@ def test_forecast_page_shows_next_month_with_intervals_and_accuracy(env):
     at = _app(store, "admin", "pipeline_forecast")
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics[f"Forecast {month:%b %Y}"] == f"{round(point):,.0f}"
+    assert metrics[f"Forecast {month:%b %Y}"] == f"€{round(point):,.0f}"
     assert metrics["80% interval"] == f"{compact(lo80)} – {compact(hi80)}"
     assert metrics["95% interval"] == f"{compact(lo95)} – {compact(hi95)}"
     assert lo95 <= lo80 <= point <= hi80 <= hi95
-    assert metrics["Model-weighted"] == f"{weighted[0]:,.0f}"
-    assert metrics["Stage-rate weighted"] == f"{weighted[1]:,.0f}"
+    assert metrics["Model-weighted"] == f"€{weighted[0]:,.0f}"
+    assert metrics["Stage-rate weighted"] == f"€{weighted[1]:,.0f}"
     assert scored > 0, "the fixture stores a forecast made earlier, so accuracy has history"
     accuracy = at.dataframe[-2].value  # forecast accuracy rows, before the open deals
     assert len(accuracy) == scored and {"actual", "forecast", "inside_80"} <= set(accuracy.columns)
@@ -255,7 +255,7 @@ def test_customer_360_shows_scores_orders_and_interactions_in_scope(env):
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m for m in at.metric}
     assert metrics["Churn risk"].value == f"{probability:.1%}" and metrics["Churn risk"].delta == f"{band} risk"
-    assert metrics["Predicted CLV"].value == f"{clv:,.0f}"
+    assert metrics["Predicted CLV"].value == f"€{clv:,.0f}"
     assert queries.customer_orders(rep, key).height == orders
     assert queries.customer_orders(rep, key)["revenue"].sum() == pytest.approx(revenue)
     assert queries.customer_interactions(rep, key).height == min(interactions, 500)
