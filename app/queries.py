@@ -724,6 +724,19 @@ def rep_activity(viewer: Viewer, days: int = 90) -> pl.DataFrame:
     if not has_table("marts.fct_rep_activity_daily"):
         return pl.DataFrame()
     return _run("""
+def ignored_files(viewer: Viewer) -> pl.DataFrame:
+    """Landing files the latest ingest did not read, each with why and what to do (load-log status
+    `ignored`; every ingest batch logs all of them, so the latest batch says what is true now)."""
+    if not has_table("quality.load_log", "batch_id", "entity", "source_file", "status", "error", "finished_at"):
+        return pl.DataFrame()
+    return _run("""
+        select source_file as file, entity as folder, error as what_to_do
+        from quality.load_log
+        where status = 'ignored'
+          and batch_id = (select batch_id from quality.load_log order by finished_at desc limit 1)
+        order by source_file""", name="ignored_files")
+
+
         select activity_date, user_id, team_id, calls, emails, meetings, total_interactions, tasks_completed
         from marts.fct_rep_activity_daily
         where activity_date > (select max(activity_date) from marts.fct_rep_activity_daily) - $days::integer

@@ -1,4 +1,5 @@
-"""Data quality and pipeline freshness: the published snapshot, quarantined rows, load log, model grades."""
+"""Data quality and pipeline freshness: the published snapshot, quarantined rows, landing files not read,
+load log, model grades."""
 
 from datetime import UTC, datetime
 
@@ -31,6 +32,17 @@ else:
         label=summary["entity"].cast(str) + " · " + summary["reason"].cast(str)), "label", "rows",
         "Quarantined rows by entity and reason", color="#f59e0b"), key="quarantine")
     table(queries.quarantine_rows(viewer), "quarantine")
+st.subheader("Landing files not read")
+ignored = queries.ignored_files(viewer)
+if not ignored.is_empty():
+    st.warning(f"{ignored.height} file{'s' if ignored.height > 1 else ''} in the landing folder "
+               f"{'were' if ignored.height > 1 else 'was'} not read by the latest run; each row says why and "
+               "what to do.")
+    table(ignored, "ignored_files")
+elif queries.has_table("quality.load_log"):
+    st.success("The latest run read every file in the landing folder.")
+else:
+    not_computed("The load log")
 st.subheader("Load log (latest runs)")
 log = queries.load_log(viewer)
 if log.is_empty():

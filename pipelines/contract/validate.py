@@ -26,6 +26,7 @@ REASONS: dict[str, str] = {
     "out_of_range": "the value is outside the allowed range",
     "duplicate_id": "another row has the same id and updated_at but different content",
     "unknown_reference": "the id it refers to does not exist",
+    "parent_quarantined": "the row it refers to is quarantined itself; it loads once that row is fixed",
 }
 
 ROW = "__row"  # column carrying each row's position in its source, passed through untouched

@@ -9,6 +9,7 @@ import sys
 
 import duckdb
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -75,8 +76,9 @@ def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
         return
     try:
         rows = batch_summary(con, run_id)
+        reasons, resolved = _quarantine_state(con, run_id) if rows else ({}, 0)
     except duckdb.CatalogException:
-        rows = []
+        rows, reasons, resolved = [], {}, 0
     finally:
         con.close()
     if not rows:
@@ -88,15 +90,38 @@ def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
         files = f"{r['sources_loaded']} new" + (f", {r['sources_skipped']} unchanged" if r["sources_skipped"] else "")
         if r["sources_unreadable"]:
             files += f", [red]{r['sources_unreadable']} unreadable[/red]"
+        if r["sources_ignored"]:
+            files += f", [yellow]{r['sources_ignored']} not read[/yellow]"
         table.add_row(r["entity"], files, f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
                       f"{r['rows_quarantined']:,}", f"{r['duplicates_dropped']:,}")
     console.print(table)
     for r in rows:
         if r["errors"]:
             console.print(f"[red]{r['entity']}: {r['errors']}[/red]")
+    ignored = [message for r in rows for message in (r["ignored"] or [])]
+    if ignored:
+        console.print(f"[yellow]{len(ignored)} landing file{'s' if len(ignored) > 1 else ''} not read "
+                      "(also on the portal's data-quality page):[/yellow]")
+        for message in ignored:
+            console.print(f"  {escape(message)}", highlight=False, soft_wrap=True)
     quarantined = sum(r["rows_quarantined"] for r in rows)
     if quarantined:
         console.print(f"{quarantined:,} rows quarantined: see raw._quarantine in the warehouse (reason, file, line).")
+    if reasons:
+        held = ", ".join(f"{n:,} {reason}" for reason, n in reasons.items())
+        console.print(f"In quarantine now: {held}. Quarantined rows are checked again on every run; a row "
+                      "whose parent is quarantined (parent_quarantined) loads once that parent is fixed.")
+    if resolved:
+        console.print(f"{resolved:,} previously quarantined rows loaded in this run (raw._quarantine_log).")
+
+
+def _quarantine_state(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[dict[str, int], int]:
+    """(rows in quarantine by reason, rows that left the quarantine by loading in this run)."""
+    reasons = dict(con.execute("SELECT reason, count(*) FROM raw._quarantine GROUP BY reason "
+                               "ORDER BY count(*) DESC, reason").fetchall())
+    resolved = con.execute("SELECT count(*) FROM raw._quarantine_log WHERE resolved_by_batch = ? "
+                           "AND resolution = 'loaded'", [run_id]).fetchall()[0][0]
+    return reasons, resolved
 
 
 def start_dagster_ui(home: CrmHome, port: int, console: Console) -> int:

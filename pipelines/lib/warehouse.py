@@ -45,6 +45,12 @@ QUARANTINE_COLUMNS: dict[str, str] = {
     "quarantined_at": "TIMESTAMP",
 }
 
+#: Quarantine rows that left the quarantine: when, in which batch, and why (`loaded`: the record loaded;
+#: `quarantined_again`: re-read and quarantined with another reason or line; `not_in_source`: gone from
+#: its file or the store).
+QUARANTINE_LOG_COLUMNS: dict[str, str] = {
+    **QUARANTINE_COLUMNS, "resolved_at": "TIMESTAMP", "resolved_by_batch": "VARCHAR", "resolution": "VARCHAR"}
+
 LOAD_LOG_COLUMNS: dict[str, str] = {
     "batch_id": "VARCHAR",
     "entity": "VARCHAR",
@@ -159,7 +165,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
     contract = load_contract()
-    wanted = set(contract.entities) | {"_quarantine", "_load_log", "_landing_files"}
+    wanted = set(contract.entities) | {"_quarantine", "_load_log", "_landing_files", "_quarantine_log"}
     if wanted <= existing:
         return
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
@@ -168,3 +174,4 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     _create(con, raw_table("_quarantine"), QUARANTINE_COLUMNS)
     _create(con, raw_table("_load_log"), LOAD_LOG_COLUMNS)
     _create(con, raw_table("_landing_files"), LANDING_FILES_COLUMNS)
+    _create(con, raw_table("_quarantine_log"), QUARANTINE_LOG_COLUMNS)

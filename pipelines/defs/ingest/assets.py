@@ -9,6 +9,8 @@ backfill policy) re-reads exactly those days and replaces them.
 Transient faults (warehouse lock held, file vanished or unreadable mid-read, store connection lost)
 raise `RetryRequested` with exponential backoff; data problems never raise, they are quarantined.
 Each asset carries a blocking check: rows read = loaded + quarantined + exact duplicates dropped.
+Landing files that are not read (see `pipelines.lib.ingest.landing`) are logged as warnings and listed in
+the metadata (`files_not_read`) of the raw assets of the run, with what to do about each.
 """
 
 
@@ -22,6 +24,7 @@ from pipelines.contract import Entity, load_contract
 from pipelines.defs.ingest.checks import RAW_FRESHNESS, RECONCILED_CHECK, reconciled_check_spec
 from pipelines.defs.ingest.resources import WAREHOUSE_POOL, CrmHomeResource
 from pipelines.lib.ingest import EntityResult, Ingestor, entity_order, reconcile
+from pipelines.lib.ingest.landing import IgnoredFile
 from pipelines.lib.warehouse import WarehouseLockedError
 
 RAW_GROUP = "raw"
@@ -48,7 +51,7 @@ def _deps(entity: Entity) -> list[dg.AssetKey]:
 
 
 def _run_ingest(context: dg.AssetExecutionContext, crm_home: CrmHomeResource, entity: Entity,
-                force: bool, days: list[date] | None) -> tuple[EntityResult, list[dict]]:
+                force: bool, days: list[date] | None) -> tuple[EntityResult, list[dict], list[IgnoredFile]]:
     try:
         with crm_home.warehouse_writer() as con:
             ingestor = Ingestor(crm_home.home, con, batch_id=context.run_id)
@@ -56,17 +59,24 @@ def _run_ingest(context: dg.AssetExecutionContext, crm_home: CrmHomeResource, en
                 result = ingestor.ingest(entity.name, force=force, days=days)
             finally:
                 ingestor.close()
+            # files of this entity's folder, and those of no entity folder in the run's first step
+            entities = load_contract().entities
+            ignored = [f for f in ingestor.ignored if f.entity == entity.name
+                       or (f.entity not in entities and f in ingestor.ignored_logged)]
             problems = reconcile(con, context.run_id, entity.name)
     except TRANSIENT_ERRORS as exc:
         wait = 2 ** (context.retry_number + 1)
         context.log.warning(f"Transient fault loading {entity.name} ({exc}); retrying in {wait}s.")
         raise dg.RetryRequested(max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=wait) from exc
-    return result, problems
+    return result, problems, ignored
 
 
-def _outcome(entity: Entity, result: EntityResult, problems: list[dict]) -> dg.MaterializeResult:
+def _outcome(entity: Entity, result: EntityResult, problems: list[dict],
+             ignored: list[IgnoredFile]) -> dg.MaterializeResult:
     for bad in result.unreadable:
         dg.get_dagster_logger().error(bad.error)
+    for skipped in ignored:
+        dg.get_dagster_logger().warning(skipped.message)
     loaded = [s for s in result.sources if s.status == "loaded"]
     metadata = {
         "rows_read": result.total("rows_read"),
@@ -78,6 +88,8 @@ def _outcome(entity: Entity, result: EntityResult, problems: list[dict]) -> dg.M
         "sources_skipped_unchanged": sum(s.status == "skipped_unchanged" for s in result.sources),
         "unreadable_files": dg.MetadataValue.json([{"file": s.source_file, "error": s.error}
                                                    for s in result.unreadable]),
+        "files_not_read": dg.MetadataValue.json([{"file": f.source_file, "reason": f.reason, "message": f.message}
+                                                 for f in ignored]),
         "table": f"raw.{entity.name}",
     }
     check = dg.AssetCheckResult(
@@ -104,8 +116,7 @@ def _entity_asset(entity: Entity) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, crm_home: CrmHomeResource,
                config: IngestConfig) -> dg.MaterializeResult:
-        result, problems = _run_ingest(context, crm_home, entity, config.force, None)
-        return _outcome(entity, result, problems)
+        return _outcome(entity, *_run_ingest(context, crm_home, entity, config.force, None))
 
     return _asset
 
@@ -121,10 +132,9 @@ def _interactions_asset(entity: Entity) -> dg.AssetsDefinition:
                config: IngestConfig) -> dg.MaterializeResult:
         if context.has_partition_key or context.has_partition_key_range:
             days = [date.fromisoformat(k) for k in context.partition_keys]
-            result, problems = _run_ingest(context, crm_home, entity, True, days)
-        else:  # catch-up: every new or changed day file
-            result, problems = _run_ingest(context, crm_home, entity, config.force, None)
-        return _outcome(entity, result, problems)
+            return _outcome(entity, *_run_ingest(context, crm_home, entity, True, days))
+        # catch-up: every new or changed day file
+        return _outcome(entity, *_run_ingest(context, crm_home, entity, config.force, None))
 
     return _asset
 

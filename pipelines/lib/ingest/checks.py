@@ -7,8 +7,11 @@ Order matters and is fixed, so each bad row is filed under exactly one reason:
    occurrence (store first, then landing files sorted by name, then line) is kept; a later one with
    identical content is an exact duplicate, dropped and counted; one with different content is
    quarantined as `duplicate_id`;
-4. `unknown_reference`: a foreign key whose id is neither in raw (nor quarantined there, so one bad
-   parent does not cascade to its children) nor in this batch.
+4. references: a foreign key whose id is not loaded (in raw, or for a reference to the entity itself,
+   in this batch) is `parent_quarantined` when that id sits in quarantine (the message names the
+   parent's file and line), else `unknown_reference`. A child is never loaded without its parent, so the
+   marts' relationships hold; it loads with its parent once the parent is fixed (ingestion re-examines
+   it, see `pipelines.lib.ingest.run`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ QUARANTINE_SCHEMA = {SRC: pl.Int64, LINE: pl.Int64, "record_id": pl.String, "fie
                      "reason": pl.String, "value": pl.String, "message": pl.String}
 
 
+#: What is known of a referenced entity's ids: `loaded` (in raw) and `quarantined` (only in quarantine:
+#: id, source_file, source_line, reason; one row per id).
+PARENT_SCHEMA = {"id": pl.String, "source_file": pl.String, "source_line": pl.Int64, "reason": pl.String}
+
+
+@dataclass
+class KnownIds:
+    loaded: pl.Series
+    quarantined: pl.DataFrame  # PARENT_SCHEMA
+
+
 @dataclass
 class CheckedBatch:
     loaded: pl.DataFrame        # typed contract columns + SRC + LINE, one row per id (latest version)
@@ -38,10 +52,12 @@ class CheckedBatch:
 
 
 def check_batch(entity: Entity, text: pl.DataFrame, malformed: pl.DataFrame,
-                reference_ids: Callable[[str], pl.Series], part_days: dict[int, date] | None = None
-                ) -> CheckedBatch:
+                known_ids: Callable[[str], KnownIds], part_days: dict[int, date] | None = None,
+                part_files: dict[int, str] | None = None) -> CheckedBatch:
     """`text`: contract columns as text plus SRC and LINE; `malformed`: QUARANTINE_SCHEMA rows.
 
+    `known_ids(entity)`: the loaded and quarantined ids of a referenced entity. `part_files`: the file of
+    each part, to name a parent quarantined in this very batch (a reference to the entity itself).
     `part_days` (day-partitioned entities): the day each part's file holds; a row outside the half-open
     day of its file is quarantined as `out_of_range`, so replacing a day can never miss or duplicate it.
     """
@@ -92,26 +108,8 @@ def check_batch(entity: Entity, text: pl.DataFrame, malformed: pl.DataFrame,
                           pl.lit(updated)).alias("message")))
 
     # 4. references
-    batch_ids = text.get_column(pk).drop_nulls()
-    bad_refs = []
-    for column in entity.columns:
-        ref = column.reference
-        if not ref:
-            continue
-        known = reference_ids(ref[0])
-        if ref[0] == entity.name:
-            known = pl.concat([known, batch_ids])
-        hits = clean.filter(pl.col(column.name).is_not_null() & ~pl.col(column.name).is_in(known.implode()))
-        if hits.height:
-            bad_refs.append(hits.select(
-                ROW, SRC, LINE, pl.col(pk).alias("record_id"), pl.lit(column.name).alias("field"),
-                pl.lit("unknown_reference").alias("reason"), pl.col(column.name).alias("value"),
-                pl.format("{} {} does not exist in {}; load that record first or correct the id.",
-                          pl.lit(column.name), pl.col(column.name), pl.lit(ref[0])).alias("message")))
-    if bad_refs:
-        refs = pl.concat(bad_refs).unique(ROW, keep="first", maintain_order=True)
-        quarantine.append(refs.drop(ROW))
-        clean = clean.filter(~pl.col(ROW).is_in(refs.get_column(ROW).implode()))
+    clean, ref_faults = _check_references(entity, clean, quarantine, known_ids, part_files or {})
+    quarantine.extend(ref_faults)
 
     loaded_counts = dict(clean.group_by(SRC).len().iter_rows())
     # one row per id: the latest updated_at wins (earlier versions in the batch count as loaded)
@@ -124,6 +122,82 @@ def check_batch(entity: Entity, text: pl.DataFrame, malformed: pl.DataFrame,
         quarantine=pl.concat([q.cast(QUARANTINE_SCHEMA) for q in quarantine], how="vertical"),
         duplicates=dict(exact.group_by(SRC).len().iter_rows()),
     )
+
+
+def _check_references(entity: Entity, clean: pl.DataFrame, faults: list[pl.DataFrame],
+                      known_ids: Callable[[str], KnownIds], part_files: dict[int, str]
+                      ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """(rows whose references all resolve, quarantine rows of the others: one per row, first column wins).
+
+    References to other entities are decided in one pass (those entities are committed before this one
+    loads). A reference to the entity itself may point at a row of this batch: a row whose parent in the
+    batch is quarantined is quarantined too, and so on down the chain.
+    """
+    found: list[pl.DataFrame] = []
+    others = [c for c in entity.columns if c.reference and c.reference[0] != entity.name]
+    for column in others:
+        known = known_ids(column.reference[0])
+        found.append(_unresolved(entity, column, clean, known.loaded, known.quarantined))
+    clean, bad = _drop_found(clean, found)
+    own = [c for c in entity.columns if c.reference and c.reference[0] == entity.name]
+    if not own:
+        return clean, bad
+    known = known_ids(entity.name)
+    while True:
+        in_batch = _batch_parents(entity, [*faults, *bad], part_files)
+        quarantined = pl.concat([in_batch, known.quarantined.cast(PARENT_SCHEMA)]).unique(
+            "id", keep="first", maintain_order=True)
+        loaded = pl.concat([known.loaded.cast(pl.String), clean.get_column(entity.primary_key).cast(pl.String)])
+        more = [_unresolved(entity, column, clean, loaded, quarantined) for column in own]
+        if not any(f.height for f in more):
+            return clean, bad
+        clean, new = _drop_found(clean, more)
+        bad.extend(new)
+
+
+def _unresolved(entity: Entity, column, clean: pl.DataFrame, loaded: pl.Series,
+                quarantined: pl.DataFrame) -> pl.DataFrame:
+    """Rows of `clean` whose `column` names an id that is not loaded: `parent_quarantined` when the id is
+    in quarantine (the message says where), else `unknown_reference`. Columns: ROW + QUARANTINE_SCHEMA."""
+    name, target = column.name, column.reference[0]
+    hits = clean.filter(pl.col(name).is_not_null() & ~pl.col(name).is_in(loaded.implode()))
+    if not hits.height:
+        return pl.DataFrame(schema={ROW: pl.Int64, **QUARANTINE_SCHEMA})
+    hits = hits.join(quarantined.select(pl.col("id").alias(name), pl.col("source_file").alias("__pfile"),
+                                        pl.col("source_line").alias("__pline"), pl.col("reason").alias("__preason")),
+                     on=name, how="left")
+    parent = pl.col("__pfile").is_not_null()
+    where = pl.when(pl.col("__pline").is_null()).then(pl.col("__pfile")).otherwise(
+        pl.format("line {} of {}", pl.col("__pline"), pl.col("__pfile")))
+    return hits.select(
+        ROW, SRC, LINE, pl.col(entity.primary_key).alias("record_id"), pl.lit(name).alias("field"),
+        pl.when(parent).then(pl.lit("parent_quarantined")).otherwise(pl.lit("unknown_reference")).alias("reason"),
+        pl.col(name).alias("value"),
+        pl.when(parent).then(pl.format(
+            "{} {} refers to a row of {} that is quarantined itself ({}, {}); fix that row and this one "
+            "loads with it.",
+            pl.lit(name), pl.col(name), pl.lit(target), where, pl.col("__preason"))).otherwise(pl.format(
+            "{} {} does not exist in {}; load that record first or correct the id.",
+            pl.lit(name), pl.col(name), pl.lit(target))).alias("message"))
+
+
+def _drop_found(clean: pl.DataFrame, found: list[pl.DataFrame]) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    found = [f for f in found if f.height]
+    if not found:
+        return clean, []
+    refs = pl.concat(found).unique(ROW, keep="first", maintain_order=True)
+    return clean.filter(~pl.col(ROW).is_in(refs.get_column(ROW).implode())), [refs.drop(ROW)]
+
+
+def _batch_parents(entity: Entity, faults: list[pl.DataFrame], part_files: dict[int, str]) -> pl.DataFrame:
+    """Ids quarantined in this batch, with their file and line (PARENT_SCHEMA)."""
+    rows = pl.concat([f.select(SRC, LINE, "record_id", "reason").cast(
+        {SRC: pl.Int64, LINE: pl.Int64, "record_id": pl.String, "reason": pl.String}) for f in faults])
+    rows = rows.filter(pl.col("record_id").is_not_null())
+    return rows.select(
+        pl.col("record_id").alias("id"),
+        pl.col(SRC).replace_strict(part_files, default=None, return_dtype=pl.String).alias("source_file"),
+        pl.col(LINE).alias("source_line"), "reason").cast(PARENT_SCHEMA)
 
 
 def _in_source_order(text: pl.DataFrame) -> bool:

@@ -3,6 +3,10 @@
 Rows, quarantine, load log and the landing-file register commit together or not at all, so a process
 killed mid-load (even by SIGKILL) leaves the previous state and the next run simply loads again.
 
+Quarantine rows of what was re-read are replaced; a row that leaves the quarantine (its record loaded,
+or was quarantined again differently, or is gone from its source) is kept in `raw._quarantine_log` with
+when, by which batch and why, in the same transaction.
+
 Upsert rule: a row replaces the stored row with the same id when its `updated_at` is the same or later;
 an older version never overwrites a newer one. Day-partitioned entities (interactions) replace whole
 days instead: every row in the half-open range [day, day + 1) of the days being loaded is deleted and
@@ -15,7 +19,7 @@ be unique, and dbt's unique test on the staging model reports it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 import polars as pl
@@ -43,6 +47,8 @@ class LoadPlan:
     replace_quarantine_ids: list[str]    # store ids re-read: their old quarantine rows go
     store_file: str | None = None
     days: list[date] | None = None     # day-partitioned: the days replaced
+    batch_id: str | None = None        # the batch writing: named in raw._quarantine_log
+    written_at: datetime | None = None
 
 
 def _frame(rows: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
@@ -118,15 +124,17 @@ def _replace_quarantine(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
     con.register("__new_q", plan.quarantine.select(list(QUARANTINE_COLUMNS)).to_arrow())
     keep = f"EXISTS (SELECT 1 FROM __new_q AS n WHERE {same})"  # noqa: S608
     if plan.replace_quarantine_files:
-        con.execute(f"DELETE FROM {q} AS q WHERE entity = ? AND list_contains(?, source_file) "  # noqa: S608
-                    f"AND NOT {keep}", [plan.entity.name, plan.replace_quarantine_files])
+        where = f"entity = ? AND list_contains(?, source_file) AND NOT {keep}"
+        params = [plan.entity.name, plan.replace_quarantine_files]
+        _log_resolved(con, plan, where, params)
+        con.execute(f"DELETE FROM {q} AS q WHERE {where}", params)  # noqa: S608
     if plan.replace_quarantine_ids and plan.store_file and con.execute(
             f"SELECT count(*) FROM {q} WHERE entity = ? AND source_file = ?",  # noqa: S608
             [plan.entity.name, plan.store_file]).fetchall()[0][0]:
         con.register("__ids", pa.table({"id": pa.array(plan.replace_quarantine_ids, pa.string())}))
-        con.execute(f"DELETE FROM {q} AS q WHERE entity = ? AND source_file = ? "  # noqa: S608
-                    f"AND record_id IN (SELECT id FROM __ids) AND NOT {keep}",
-                    [plan.entity.name, plan.store_file])
+        where = f"entity = ? AND source_file = ? AND record_id IN (SELECT id FROM __ids) AND NOT {keep}"
+        _log_resolved(con, plan, where, [plan.entity.name, plan.store_file])
+        con.execute(f"DELETE FROM {q} AS q WHERE {where}", [plan.entity.name, plan.store_file])  # noqa: S608
         con.unregister("__ids")
     if plan.quarantine.height:
         names = ", ".join(QUARANTINE_COLUMNS)
@@ -150,6 +158,26 @@ def append_load_log(con: duckdb.DuckDBPyConnection, log: pl.DataFrame) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
         _append(con, "_load_log", log, LOAD_LOG_COLUMNS)
+def _log_resolved(con: duckdb.DuckDBPyConnection, plan: LoadPlan, where: str, params: list) -> None:
+    """Copy the quarantine rows `where` selects (about to be deleted) to `raw._quarantine_log`."""
+    q = raw_table("_quarantine")
+    if not con.execute(f"SELECT EXISTS (SELECT 1 FROM {q} AS q WHERE {where})", params).fetchall()[0][0]:  # noqa: S608
+        return
+    pk = plan.entity.primary_key
+    ids = plan.rows.get_column(pk).cast(pl.String) if pk in plan.rows.columns else pl.Series([], dtype=pl.String)
+    con.register("__loaded_ids", pa.table({"id": ids.drop_nulls().to_arrow()}))
+    names = ", ".join(QUARANTINE_COLUMNS)
+    again = ("EXISTS (SELECT 1 FROM __new_q AS n WHERE n.entity = q.entity AND (n.record_id = q.record_id "
+             "OR (q.record_id IS NULL AND n.source_file = q.source_file AND n.source_line = q.source_line)))")
+    con.execute(f"""INSERT INTO {raw_table('_quarantine_log')} ({names}, resolved_at, resolved_by_batch, resolution)
+                    SELECT {', '.join(f'q.{c}' for c in QUARANTINE_COLUMNS)}, ?, ?,
+                           CASE WHEN q.record_id IN (SELECT id FROM __loaded_ids) THEN 'loaded'
+                                WHEN {again} THEN 'quarantined_again' ELSE 'not_in_source' END
+                    FROM {q} AS q WHERE {where}""",  # noqa: S608 - fixed names, values are parameters
+                [plan.written_at or datetime.now(UTC).replace(tzinfo=None), plan.batch_id, *params])
+    con.unregister("__loaded_ids")
+
+
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

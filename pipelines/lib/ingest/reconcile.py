@@ -34,7 +34,10 @@ def reconcile(con: duckdb.DuckDBPyConnection, batch_id: str | None = None,
 
 
 def batch_summary(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict]:
-    """Per entity of a batch: files loaded/skipped/unreadable and row counts, for run summaries."""
+    """Per entity of a batch: files loaded/skipped/unreadable/ignored and row counts, for run summaries.
+
+    `ignored`: what the load log says of each file the batch did not read (the file, why, what to do);
+    an unknown folder under landing/ appears under its own name."""
     cur = con.execute(f"""
         SELECT entity,
                count(*) FILTER (WHERE status = 'loaded') AS sources_loaded,
@@ -45,8 +48,10 @@ def batch_summary(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict]:
                coalesce(sum(rows_quarantined), 0) AS rows_quarantined,
                coalesce(sum(duplicates_dropped), 0) AS duplicates_dropped,
                coalesce(sum(rows_erased), 0) AS rows_erased,
-               string_agg(error, ' | ') FILTER (WHERE status = 'unreadable') AS errors
+               string_agg(error, ' | ') FILTER (WHERE status = 'unreadable') AS errors,
+               list(error ORDER BY source_file) FILTER (WHERE status = 'ignored') AS ignored
         FROM {raw_table('_load_log')} WHERE batch_id = ? GROUP BY entity ORDER BY entity
     """, [batch_id])  # noqa: S608
     names = [d[0] for d in cur.description]
+               count(*) FILTER (WHERE status = 'ignored') AS sources_ignored,
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -29,8 +29,9 @@ from pipelines.contract import DUCKDB_TYPES, Entity, load_contract
 from pipelines.contract.validate import ROW, to_text
 from pipelines.lib.erasure import drop_erased, load_tombstones
 from pipelines.lib.home import CrmHome
-from pipelines.lib.ingest.checks import LINE, QUARANTINE_SCHEMA, SRC, check_batch
-from pipelines.lib.ingest.load import LoadPlan, write_plan
+from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, SRC, KnownIds, check_batch
+from pipelines.lib.ingest.landing import IgnoredFile, ignored_landing_files, landing_files
+from pipelines.lib.ingest.load import LoadPlan, append_load_log, write_plan
 from pipelines.lib.ingest.mapping import ColumnMapping, load_column_mapping
 from pipelines.lib.ingest.readers import (
     FILE_INDEX,
@@ -40,7 +41,7 @@ from pipelines.lib.ingest.readers import (
     read_file,
     read_jsonl_many,
 )
-from pipelines.lib.ingest.store_source import read_store_frame
+from pipelines.lib.ingest.store_source import read_store_frame, read_store_rows
 from pipelines.lib.settings import load_settings, write_settings_tables
 from pipelines.lib.warehouse import (
     LANDING_FILES_COLUMNS,
@@ -106,6 +107,7 @@ class _Part:
     day: date | None = None
 
 
+    recheck_ids: list[str] = field(default_factory=list)  # store part: quarantined ids read again by id
 #: One chunk as read: (parts with their rows, log rows of files without data, shared JSON Lines frames).
 _Chunk = tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]
 
@@ -195,14 +197,6 @@ def entity_order() -> list[str]:
     return done
 
 
-def landing_files(home: CrmHome, entity: Entity) -> list[Path]:
-    folder = home.landing / entity.name
-    if not folder.is_dir():
-        return []
-    return sorted((p for p in folder.iterdir() if p.is_file() and file_format(p) and not p.name.startswith(".")),
-                  key=lambda p: p.name)
-
-
 def file_day(path: Path) -> date | None:
     match = DAY_FILE.match(path.name)
     if not match:
@@ -227,7 +221,9 @@ class Ingestor:
         self.mapping = mapping if mapping is not None else load_column_mapping(home.column_mapping)
         self.store_url = store_url or home.operational_db_url
         self._store = None
-        self._ref_cache: dict[str, pl.Series] = {}
+        self._ref_cache: dict[str, KnownIds] = {}
+        self.ignored: list[IgnoredFile] = []  # landing files not read (all of them, as of the last ingest)
+        self.ignored_logged: list[IgnoredFile] = []  # those this Ingestor wrote to the load log
         self._tombstones: set[str] | None = None
         self.log = log or (lambda _msg: None)
 
@@ -264,16 +260,20 @@ class Ingestor:
                                 f"FROM {raw_table('_landing_files')} WHERE entity = ?", [entity.name]).fetchall()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
-    def reference_ids(self, entity_name: str) -> pl.Series:
-        """Ids present in raw (or quarantined there) for an entity; cached for the batch."""
+    def known_ids(self, entity_name: str) -> KnownIds:
+        """Ids of an entity loaded in raw, and those only in quarantine (where, why); cached for the batch."""
         if entity_name not in self._ref_cache:
             target = self.contract.entity(entity_name)
             pk = quote_ident(target.primary_key)
-            ids = self.con.sql(
-                f"SELECT {pk} AS id FROM {raw_table(target)} UNION "  # noqa: S608
-                f"SELECT record_id FROM {raw_table('_quarantine')} WHERE entity = ? AND record_id IS NOT NULL",
-                params=[entity_name]).pl()
-            self._ref_cache[entity_name] = ids.get_column("id").cast(pl.String)
+            loaded = self.con.sql(f"SELECT {pk} AS id FROM {raw_table(target)}").pl()  # noqa: S608
+            quarantined = self.con.sql(
+                f"SELECT record_id AS id, source_file, source_line, reason FROM {raw_table('_quarantine')} AS q "  # noqa: S608
+                f"WHERE entity = ? AND record_id IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {raw_table(target)} AS t WHERE CAST(t.{pk} AS VARCHAR) = q.record_id) "
+                "ORDER BY record_id, source_file, source_line NULLS FIRST", params=[entity_name]).pl()
+            self._ref_cache[entity_name] = KnownIds(
+                loaded.get_column("id").cast(pl.String),
+                quarantined.cast(PARENT_SCHEMA).unique("id", keep="first", maintain_order=True))
         return self._ref_cache[entity_name]
 
     # --- the main entry -----------------------------------------------------------------------------
@@ -288,6 +288,71 @@ class Ingestor:
     def ingest_many(self, entity_names: Iterable[str], force: bool = False,
                     days: Iterable[date] | None = None) -> list[EntityResult]:
         """Load entities in the order given, one transaction per chunk, as `ingest` does for one.
+
+    def _quarantined_store_ids(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> list[str]:
+        """Store ids of the entity held in quarantine: read again on every run, whatever the store's
+        change tracking says, so a row fixed in place (even without a new `updated_at`) loads."""
+        rows = con.execute(f"SELECT DISTINCT record_id FROM {raw_table('_quarantine')} "  # noqa: S608
+                           "WHERE entity = ? AND source_file = ? AND record_id IS NOT NULL ORDER BY 1",
+                           [entity.name, f"store:{entity.name}"]).fetchall()
+        return [r[0] for r in rows]
+
+    def _with_quarantined_store_rows(self, con: duckdb.DuckDBPyConnection, entity: Entity,
+                                     frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+        """The store rows read incrementally plus the quarantined ones not among them, sorted by id;
+        and the quarantined ids asked for (those no longer in the store leave the quarantine)."""
+        pk = entity.primary_key
+        wanted = self._quarantined_store_ids(con, entity)
+        missing = sorted(set(wanted) - set(frame.get_column(pk).drop_nulls().to_list())) if wanted else []
+        if not missing:
+            return frame, wanted
+        again = read_store_rows(self.store, entity, missing)
+        return pl.concat([frame, again.select(frame.columns)]).sort(pk, nulls_last=True), wanted
+
+    def _files_to_recheck(self, entity: Entity) -> set[str]:
+        """Landing files of the entity holding rows quarantined for a reference that may resolve now.
+
+        A row quarantined for its content (a bad value, a malformed line) stays quarantined until its file
+        changes, and a changed file is read anyway. A `parent_quarantined` or `unknown_reference` row
+        depends on other rows: its file is read again, even unchanged, once the id it refers to is loaded
+        (or has left the quarantine). Decided on the writing side, after the parents are committed."""
+        clauses = []
+        for column in entity.columns:
+            if not column.reference:
+                continue
+            target = self.contract.entity(column.reference[0])
+            pk = quote_ident(target.primary_key)
+            clauses.append(
+                f"(q.field = '{column.name}' AND (EXISTS (SELECT 1 FROM {raw_table(target)} AS t "
+                f"WHERE CAST(t.{pk} AS VARCHAR) = q.value) OR (q.reason = 'parent_quarantined' AND NOT EXISTS "
+                f"(SELECT 1 FROM {raw_table('_quarantine')} AS p WHERE p.entity = '{target.name}' "
+                "AND p.record_id = q.value))))")
+        if not clauses or not entity.in_landing:
+            return set()
+        rows = self.con.execute(
+            f"SELECT DISTINCT source_file FROM {raw_table('_quarantine')} AS q "  # noqa: S608 - contract names
+            "WHERE q.entity = ? AND q.reason IN ('parent_quarantined', 'unknown_reference') "
+            f"AND q.source_file NOT LIKE 'store:%' AND ({' OR '.join(clauses)})", [entity.name]).fetchall()
+        return {r[0] for r in rows}
+
+    def _log_ignored(self) -> None:
+        """Name every landing file that is not read in the load log (status `ignored`), once per batch:
+        the first ingest of a batch (a Dagster run ingests each entity in its own step) writes them."""
+        found = ignored_landing_files(self.home, self.contract)
+        logged = {r[0] for r in self.con.execute(
+            f"SELECT source_file FROM {raw_table('_load_log')} WHERE batch_id = ? AND status = 'ignored'",  # noqa: S608
+            [self.batch_id]).fetchall()}
+        new = [f for f in found if f.source_file not in logged]
+        if new:
+            now = _now()
+            append_load_log(self.con, pl.DataFrame([{
+                "batch_id": self.batch_id, "entity": f.entity, "source_file": f.source_file, "rows_read": 0,
+                "rows_loaded": 0, "rows_quarantined": 0, "duplicates_dropped": 0, "rows_erased": 0,
+                "status": "ignored", "error": f.message, "started_at": now, "finished_at": now} for f in new],
+                schema={c: _POLARS_TYPES[t] for c, t in LOAD_LOG_COLUMNS.items()}))
+            for f in new:
+                self.log(f.message)
+        self.ignored, self.ignored_logged = found, new
 
         Reading (file I/O, hashing, parsing, the store query) runs one chunk ahead in a background thread
         (`read_ahead`), so it overlaps the checks and the warehouse write of the chunk before it. Reading
@@ -308,6 +373,7 @@ class Ingestor:
         try:
             for name in names:
                 opened = self._open(reader, name, force, days)
+        self._log_ignored()
                 yield opened, None
                 for chunk in opened.chunks:
                     yield opened, self._read_chunk(opened.entity, chunk, opened.known, force)
@@ -326,7 +392,7 @@ class Ingestor:
                                       FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
         wanted_days = set(days) if days is not None else None
         candidates: list[tuple[Path, _Part]] = []
-        for path in landing_files(self.home, entity) if entity.in_landing else []:
+        for path in landing_files(self.home, entity, self.contract) if entity.in_landing else []:
             part = _Part("landing", path.relative_to(self.home.landing).as_posix())
             if entity.partition_by_day:
                 part.day = file_day(path)
@@ -336,7 +402,9 @@ class Ingestor:
                         "(YYYY-MM-DD.csv|jsonl|parquet); rename it.")))
                     continue
                 if wanted_days is not None and part.day not in wanted_days:
+            frame, recheck = self._with_quarantined_store_rows(con, entity, frame)
                     continue
+            opened.store_part.recheck_ids = recheck
             candidates.append((path, part))
 
         if entity.partition_by_day:
@@ -357,7 +425,7 @@ class Ingestor:
         pending = list(opened.log_only)  # log rows of files without data (skipped, unreadable): written once
         first = True
         for chunk in chunks:
-            parts, logs, shared = chunk
+            parts, logs, shared = self._recheck(entity, chunk, recheck, by_file) if recheck else chunk
             if first and store_part is not None:
                 parts.insert(0, store_part)
                 shared = [f.with_columns(pl.col(SRC) + 1) for f in shared]
@@ -370,6 +438,8 @@ class Ingestor:
             result.sources.extend(logs)
         if first and store_part is not None:  # no landing chunk at all: the store rows alone
             result.sources.extend(self._load_chunk(entity, [store_part], [], started, pending))
+        recheck = self._files_to_recheck(entity)  # parents are committed by now
+        by_file = {part.source_file: (path, part) for items in opened.chunks for path, part in items}
             pending = []
         if pending:
             self._write(entity, [], started, pending, None, None, None)
@@ -392,6 +462,23 @@ class Ingestor:
             if not force and seen and seen[1] == part.size and seen[2] == part.mtime_ns:
                 part.sha256 = seen[0]  # same size and mtime: unchanged without reading it
                 contents.append((path, part, None))
+    def _recheck(self, entity: Entity, chunk: _Chunk, recheck: set[str],
+                 by_file: dict[str, tuple[Path, _Part]]) -> _Chunk:
+        """Read the unchanged files of a chunk that `_files_to_recheck` named after all (for a
+        day-partitioned entity every file of their days: a day is replaced as a whole), on this side,
+        so their rows are checked against the parents committed in this very batch."""
+        parts, logs, shared = chunk
+        skipped = [log for log in logs if log.status == "skipped_unchanged" and log.source_file in by_file]
+        days = {by_file[log.source_file][1].day for log in skipped if log.source_file in recheck}
+        again = [log.source_file for log in skipped if log.source_file in recheck
+                 or (entity.partition_by_day and by_file[log.source_file][1].day in days)]
+        if not again:
+            return chunk
+        more_parts, more_logs, more_shared = self._read_chunk(entity, [by_file[f] for f in again], {}, True)
+        offset, names = len(parts), set(again)
+        return ([*parts, *more_parts], [log for log in logs if log.source_file not in names] + more_logs,
+                [*shared, *(f.with_columns(pl.col(SRC) + offset) for f in more_shared)])
+
                 continue
             data = path.read_bytes()
             part.sha256, part.size = hashlib.sha256(data).hexdigest(), len(data)
@@ -463,7 +550,8 @@ class Ingestor:
         erased_counts = dict(erased.group_by(SRC).len().iter_rows()) if erased.height else {}
         bad = pl.DataFrame(malformed, schema=QUARANTINE_SCHEMA)
         part_days = {i: p.day for i, p in enumerate(parts)} if entity.partition_by_day else None
-        checked = check_batch(entity, text, bad, self.reference_ids, part_days)
+        checked = check_batch(entity, text, bad, self.known_ids, part_days,
+                              {i: p.source_file for i, p in enumerate(parts)})
 
         sources = []
         q_counts = dict(checked.quarantine.group_by(SRC).len().iter_rows())
@@ -495,6 +583,7 @@ class Ingestor:
             quarantine = checked.quarantine.with_columns(
                 pl.lit(self.batch_id).alias("batch_id"), pl.lit(entity.name).alias("entity"),
                 pl.col(SRC).replace_strict(files, return_dtype=pl.String).alias("source_file"),
+                     + store_part.recheck_ids
                 pl.col(LINE).alias("source_line"), pl.lit(now).cast(pl.Datetime("us")).alias("quarantined_at"))
         else:
             rows = pl.DataFrame(schema={**{c.name: _POLARS_TYPES[DUCKDB_TYPES[c.type]] for c in entity.columns},
@@ -514,7 +603,7 @@ class Ingestor:
             schema={c: _POLARS_TYPES[t] for c, t in LANDING_FILES_COLUMNS.items()})
         write_plan(self.con, LoadPlan(
             entity=entity, rows=rows, quarantine=quarantine.select(list(QUARANTINE_COLUMNS)), load_log=log,
-            landing_files=landing,
+            landing_files=landing, batch_id=self.batch_id, written_at=now,
             replace_quarantine_files=[p.source_file for p in parts if p.source == "landing"],
             replace_quarantine_ids=store_ids or [],
             store_file=f"store:{entity.name}" if entity.in_store else None, days=days))
