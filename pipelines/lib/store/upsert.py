@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 from sqlalchemy import text as sql_text
+from sqlalchemy.sql.elements import TextClause
 
 from pipelines.contract import Entity
 from pipelines.contract.validate import ROW, to_text
@@ -183,7 +184,7 @@ def _comparable(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
 def _write_batch(store: OperationalStore, entity: Entity, records: list[dict[str, Any]],
                  lines: list[int | None], actor: str, dry_run: bool, result: UpsertResult) -> None:
     """Compare one batch with the stored records and write the new and changed ones in one transaction."""
-    from pipelines.lib.store import StaleEditError, _ident, _normalise
+    from pipelines.lib.store import StaleEditError, _ident
 
     pk, updated_at = entity.primary_key, entity.updated_at
     table = _ident(entity.name)
@@ -220,11 +221,41 @@ def _write_batch(store: OperationalStore, entity: Entity, records: list[dict[str
                 raise StaleEditError(f"{entity.name}: {len(updates) - done.rowcount} record(s) were changed by "
                                      "someone else during the import; nothing of this batch was written, "
                                      "run the import again.")
-        for old, new in changes:
-            after = _normalise(new, entity)
-            store._audit(conn, actor, "import", entity, new[pk], old, after)
-            store._after_change(conn, entity, old, after, actor)
-        store.record_changes(conn, entity.name, [new[pk] for _, new in changes])
+        deferred = _DeferredInserts(conn)
+        for old, after in changes:  # `after` is already what `get` returns: ISO text, bool, float
+            store._audit(deferred, actor, "import", entity, after[pk], old, after)
+            store._after_change(deferred, entity, old, after, actor)
+        store.record_changes(deferred, entity.name, [after[pk] for _, after in changes])
+        deferred.flush()
+
+
+class _DeferredInserts:
+    """The write connection as the store's per-record helpers (`_audit`, `_after_change`,
+    `record_changes`) see it during an import: their INSERTs are collected and each statement is sent once
+    with all its rows (one executemany instead of ten thousand round trips), in the same transaction.
+    Any other statement first sends what was collected, so the helpers read what they wrote."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.pending: dict[str, tuple[Any, list[dict[str, Any]]]] = {}
+
+    def execute(self, statement, parameters=None):
+        sql = statement.text if isinstance(statement, TextClause) else str(statement)
+        if sql.lstrip()[:6].upper() != "INSERT":
+            self.flush()
+            return self.conn.execute(statement, parameters)
+        rows = parameters if isinstance(parameters, list) else [parameters or {}]
+        self.pending.setdefault(sql, (statement, []))[1].extend(rows)
+        return None
+
+    def flush(self) -> None:
+        for statement, rows in self.pending.values():
+            if rows:
+                self.conn.execute(statement, rows)
+        self.pending.clear()
+
+    def __getattr__(self, name: str):
+        return getattr(self.conn, name)
 
 
 def _stored(conn, entity: Entity, ids: list[str]) -> dict[str, dict[str, Any]]:
