@@ -143,6 +143,19 @@ class OperationalStore:
             raw.close()
         return frame.height
 
+    def upsert_many(self, entity_name: str, frame: pl.DataFrame, actor: str, source: str, *,
+                    dry_run: bool = False, pending_ids: Mapping[str, Iterable[str]] | None = None):
+        """Insert new and update changed records of a whole file (`crm import`), validated and audited.
+
+        `frame`: contract columns as text and `__row` (each row's line in `source`). Rows that break the
+        contract are not written and come back as faults with line, field and value; see
+        `pipelines.lib.store.upsert` for the rules. Returns an `UpsertResult`; `dry_run` writes nothing.
+        """
+        from pipelines.lib.store.upsert import upsert_frame
+
+        return upsert_frame(self, self.contract.entity(entity_name), frame, actor, source,
+                            dry_run=dry_run, pending_ids=pending_ids)
+
     def read_frame(self, entity_name: str, since: datetime | None = None) -> pl.DataFrame:
         """Rows of an entity as text columns, the shape landing files have, for ingestion.
 
