@@ -5,10 +5,14 @@ the version the editor loaded (a stale edit raises `StaleEditError`), records a 
 stage changes and writes the audit row in the same transaction. This module adds who may do what:
 
 - analysts cannot write;
-- a sales rep may create and change only records they own (accounts, deals, tasks they own; contacts of
-  accounts they own) and cannot hand a record to someone else;
+- a sales rep may create and change only records in their scope (accounts, deals, tasks they own; contacts,
+  deals and tasks of accounts they own) and cannot hand a record to someone else;
 - a manager may do the same for the records of their team's users, including reassigning within the team;
 - an admin may do anything.
+
+The scope rules themselves live in app/access.py (shared with the reads): every reference a written record
+carries (account, owner, deal, lead ...) must be in the writer's scope, so a rep can neither create a deal on
+another rep's account nor move a task there.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 
+from app.access import PermissionDenied, check_write, may_see, require_writer
 from app.auth import Viewer
 from pipelines.lib.store import OperationalStore, RecordNotFoundError, RecordValidationError, StaleEditError
 
-__all__ = ["EDITABLE", "PermissionDenied", "create_record", "update_record", "archive_record", "assign_owner",
+__all__ = ["EDITABLE", "PermissionDenied", "may_see", "create_record", "update_record", "archive_record", "assign_owner",
            "distribute_leads", "StaleEditError", "RecordValidationError", "RecordNotFoundError"]
 
 #: Entities the portal edits, with the label people use for them.
@@ -33,43 +38,8 @@ _OWNER_COLUMN = {"accounts": "owner_user_id", "opportunities": "owner_user_id", 
 _OPEN_LEAD_STATUSES = ("new", "working", "qualified")
 
 
-class PermissionDenied(PermissionError):
-    """The signed-in user may not make this change; the message says why."""
-
-
 def _now_text() -> str:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat(timespec="seconds")
-
-
-def _account_owner(store: OperationalStore, account_id: str | None) -> str | None:
-    if not account_id:
-        return None
-    account = store.get("accounts", account_id)
-    return account["owner_user_id"] if account else None
-
-
-def may_see(viewer: Viewer, store: OperationalStore, entity: str, record: Mapping[str, Any]) -> bool:
-    """A record is in scope when its owner is, or (contacts, deals, tasks) when its account's owner is."""
-    if not viewer.restricted:
-        return True
-    owner_column = _OWNER_COLUMN.get(entity)
-    if owner_column and viewer.owns(record.get(owner_column)):
-        return True
-    if entity in ("contacts", "opportunities", "tasks"):
-        return viewer.owns(_account_owner(store, record.get("account_id")))
-    return False
-
-
-def _require_writer(viewer: Viewer) -> None:
-    if not viewer.can_write:
-        raise PermissionDenied(f"{viewer.username} has the {viewer.role} role, which can read but not change "
-                               "records; ask a manager or admin to make the change.")
-
-
-def _require_scope(viewer: Viewer, store: OperationalStore, entity: str, record: Mapping[str, Any],
-                   what: str) -> None:
-    if not may_see(viewer, store, entity, record):
-        raise PermissionDenied(f"{what} is outside what {viewer.username} may change ({viewer.scope_label}).")
 
 
 def _business_rules(entity: str, before: Mapping[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
@@ -91,35 +61,33 @@ def _business_rules(entity: str, before: Mapping[str, Any] | None, record: dict[
 
 def create_record(viewer: Viewer, store: OperationalStore, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Create an account, contact, deal or task owned within the viewer's scope."""
-    _require_writer(viewer)
+    require_writer(viewer)
     if entity not in EDITABLE:
         raise PermissionDenied(f"{entity} records cannot be created in the portal.")
     record = {k: v for k, v in values.items() if v not in ("", None)}
     owner_column = _OWNER_COLUMN.get(entity)
     if owner_column and not record.get(owner_column) and viewer.user_id:
         record[owner_column] = viewer.user_id
-    _require_scope(viewer, store, entity, record, f"A new {EDITABLE[entity].lower()} owned by "
-                                                  f"{record.get(owner_column or 'account_id')}")
     record = _business_rules(entity, None, record)
+    check_write(viewer, store, entity, record)
     return store.create(entity, record, actor=viewer.actor)
 
 
 def update_record(viewer: Viewer, store: OperationalStore, entity: str, record_id: str,
                   changes: Mapping[str, Any], expected_version: int) -> dict[str, Any]:
     """Change a record the viewer may change; refused with StaleEditError if someone saved it first."""
-    _require_writer(viewer)
+    require_writer(viewer)
     if entity not in EDITABLE and entity != "leads":
         raise PermissionDenied(f"{entity} records cannot be changed in the portal.")
     before = store.get(entity, record_id)
     if before is None:
         raise RecordNotFoundError(f"{entity} {record_id} does not exist (it may have been erased).")
-    _require_scope(viewer, store, entity, before, f"{entity} {record_id}")
     changes = {k: (None if v == "" else v) for k, v in changes.items() if k not in ("version",)}
     owner_column = _OWNER_COLUMN.get(entity)
     if owner_column in changes and changes[owner_column] != before.get(owner_column) and not viewer.can_assign:
         raise PermissionDenied("Only a manager or admin can hand a record to someone else.")
     merged = _business_rules(entity, before, {**before, **changes})
-    _require_scope(viewer, store, entity, merged, f"The changed {entity} {record_id}")
+    check_write(viewer, store, entity, merged, before)
     changed = {k: merged[k] for k in merged if k != "version" and merged[k] != before.get(k)}
     if not changed:
         return before
@@ -129,11 +97,11 @@ def update_record(viewer: Viewer, store: OperationalStore, entity: str, record_i
 def archive_record(viewer: Viewer, store: OperationalStore, entity: str, record_id: str,
                    expected_version: int) -> dict[str, Any]:
     """Archive (soft-delete) a record the viewer may change; the row and its audit history stay."""
-    _require_writer(viewer)
+    require_writer(viewer)
     before = store.get(entity, record_id)
     if before is None:
         raise RecordNotFoundError(f"{entity} {record_id} does not exist (it may have been erased).")
-    _require_scope(viewer, store, entity, before, f"{entity} {record_id}")
+    check_write(viewer, store, entity, {**before, "is_archived": True}, before)
     return store.archive(entity, record_id, expected_version, actor=viewer.actor)
 
 

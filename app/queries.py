@@ -10,7 +10,8 @@ Rules every function here follows:
   so a rep's query cannot return another rep's rows whatever the page asks for. Account-level rows are
   scoped by the accounts the viewer's users own in the store (the system of record, so a reassignment
   counts at once).
-- Analysts get the contract's pii columns (and mart columns derived from them) masked before return.
+- Analysts get the contract's pii columns, mart columns derived from them and free text that can hold
+  names (deal names, task subjects) masked before return; the rules live in app/access.py.
 - Results are cached per snapshot, query and scope (`st.cache_data`, bounded, with a TTL).
 """
 
@@ -27,8 +28,8 @@ import polars as pl
 import streamlit as st
 from sqlalchemy import bindparam, text
 
+from app.access import mask, mask_record, may_see, scope_ids, scope_sql
 from app.auth import Viewer
-from pipelines.contract import load_contract
 from pipelines.lib.home import CrmHome
 from pipelines.lib.settings import Settings
 from pipelines.lib.snapshot import NoSnapshotError, connect_snapshot, current_snapshot_path
@@ -157,51 +158,6 @@ def account_scope(viewer: Viewer) -> list:
 def forget_scope() -> None:
     """After an ownership change, the next read recomputes who owns what."""
     _owned_accounts.clear()
-
-
-def _pii_names() -> set[str]:
-    names: set[str] = set()
-    for entity in load_contract().entities.values():
-        names.update(entity.pii_columns)
-    return names
-
-
-PII_COLUMNS = _pii_names()
-#: Mart columns that carry a person's or customer's name under another name.
-PII_ALIASES = {"owner_name", "rep_name", "customer_name", "contact_name", "assigned_user_name", "user_name",
-               "owner_full_name", "primary_contact_name", "primary_contact_email", "primary_contact_phone"}
-
-
-def is_pii(column: str) -> bool:
-    return (column in PII_COLUMNS or column in PII_ALIASES
-            or any(column.endswith("_" + p) for p in PII_COLUMNS if p != "account_name"))
-
-
-def mask_value(column: str, value: Any) -> Any:
-    """Keep enough to tell values apart in a table, not enough to identify anyone."""
-    if value is None:
-        return None
-    text_value = str(value)
-    if "email" in column and "@" in text_value:
-        return "•••@" + text_value.split("@", 1)[1]
-    if "phone" in column:
-        return "•••" + text_value[-2:] if len(text_value) > 4 else "•••"
-    return (text_value[:1] + "•••") if text_value else text_value
-
-
-def mask(frame: pl.DataFrame, viewer: Viewer) -> pl.DataFrame:
-    """Analysts see pii columns masked; everyone else sees the frame as it is."""
-    if not viewer.masked or frame.is_empty():
-        return frame
-    exprs = [pl.col(c).map_elements(lambda v, c=c: mask_value(c, v), return_dtype=pl.String).alias(c)
-             for c in frame.columns if is_pii(c)]
-    return frame.with_columns(exprs) if exprs else frame
-
-
-def mask_record(record: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
-    if not viewer.masked:
-        return record
-    return {k: (mask_value(k, v) if is_pii(k) else v) for k, v in record.items()}
 
 
 # --- snapshot facts ---------------------------------------------------------------------------------------
@@ -724,19 +680,6 @@ def rep_activity(viewer: Viewer, days: int = 90) -> pl.DataFrame:
     if not has_table("marts.fct_rep_activity_daily"):
         return pl.DataFrame()
     return _run("""
-def ignored_files(viewer: Viewer) -> pl.DataFrame:
-    """Landing files the latest ingest did not read, each with why and what to do (load-log status
-    `ignored`; every ingest batch logs all of them, so the latest batch says what is true now)."""
-    if not has_table("quality.load_log", "batch_id", "entity", "source_file", "status", "error", "finished_at"):
-        return pl.DataFrame()
-    return _run("""
-        select source_file as file, entity as folder, error as what_to_do
-        from quality.load_log
-        where status = 'ignored'
-          and batch_id = (select batch_id from quality.load_log order by finished_at desc limit 1)
-        order by source_file""", name="ignored_files")
-
-
         select activity_date, user_id, team_id, calls, emails, meetings, total_interactions, tasks_completed
         from marts.fct_rep_activity_daily
         where activity_date > (select max(activity_date) from marts.fct_rep_activity_daily) - $days::integer
@@ -779,6 +722,19 @@ def load_log(viewer: Viewer, limit: int = 200) -> pl.DataFrame:
     # the ordering column was picked from a fixed list and found in the snapshot's catalogue
     return _run(f"select * from quality.load_log order by {order} desc limit $limit",  # noqa: S608
                 {"limit": limit}, name="load_log")
+
+
+def ignored_files(viewer: Viewer) -> pl.DataFrame:
+    """Landing files the latest ingest did not read, each with why and what to do (load-log status
+    `ignored`; every ingest batch logs all of them, so the latest batch says what is true now)."""
+    if not has_table("quality.load_log", "batch_id", "entity", "source_file", "status", "error", "finished_at"):
+        return pl.DataFrame()
+    return _run("""
+        select source_file as file, entity as folder, error as what_to_do
+        from quality.load_log
+        where status = 'ignored'
+          and batch_id = (select batch_id from quality.load_log order by finished_at desc limit 1)
+        order by source_file""", name="ignored_files")
 
 
 def model_grades(viewer: Viewer) -> pl.DataFrame:
@@ -939,15 +895,18 @@ def customer_timeline(viewer: Viewer, customer_key: str, limit: int = 300) -> pl
             pl.concat_str([pl.col("direction").fill_null(""), pl.col("outcome").fill_null("")], separator=" · ")
             .alias("detail")))
     if has_table("marts.fct_opportunities"):
+        # a deal's name carries the customer's name: masked roles see the deal's id instead
         parts.append(_run("""
-            select created_at as at, 'deal' as kind, 'deal opened: ' || opportunity_name as what,
+            select created_at as at, 'deal' as kind,
+                   'deal opened: ' || case when $names then opportunity_name else opportunity_id end as what,
                    stage || ', ' || printf('%.0f', amount) as detail
             from marts.fct_opportunities where customer_key = $key
             union all
             select closed_at, 'deal', 'deal ' || case when is_won then 'won' else 'lost' end || ': '
-                   || opportunity_name, coalesce(lost_reason, '') || ' ' || printf('%.0f', amount)
+                   || case when $names then opportunity_name else opportunity_id end,
+                   coalesce(lost_reason, '') || ' ' || printf('%.0f', amount)
             from marts.fct_opportunities where customer_key = $key and is_closed""",
-                          {"key": customer_key}, name="timeline_deals"))
+                          {"key": customer_key, "names": not viewer.masked}, name="timeline_deals"))
     if has_table("marts.fct_tickets"):
         parts.append(_run("""
             select created_at as at, 'ticket' as kind, 'ticket ' || priority || ' / ' || category as what,
@@ -1162,17 +1121,6 @@ RECORD_LIST = {
     "leads": ("lead_id", "last_name", ("lead_id", "first_name", "last_name", "company", "lead_source", "status",
                                        "owner_user_id", "created_at", "version")),
 }
-# Scope per entity in store SQL: the owner column, or the owning account's owner.
-_STORE_SCOPE = {
-    "accounts": "owner_user_id IN :ids",
-    "contacts": "account_id IN (SELECT account_id FROM accounts WHERE owner_user_id IN :ids)",
-    "opportunities": "(owner_user_id IN :ids OR account_id IN (SELECT account_id FROM accounts "
-                     "WHERE owner_user_id IN :ids))",
-    "tasks": "(owner_user_id IN :ids OR account_id IN (SELECT account_id FROM accounts WHERE owner_user_id IN :ids))",
-    "leads": "owner_user_id IN :ids",
-}
-
-
 def list_records(viewer: Viewer, entity: str, search: str | None = None, include_archived: bool = False,
                  limit: int = 200) -> pl.DataFrame:
     """Records of one entity the viewer may see, newest change first, searched by id or name."""
@@ -1180,8 +1128,8 @@ def list_records(viewer: Viewer, entity: str, search: str | None = None, include
     clauses = ["1 = 1"]
     params: dict[str, Any] = {"lim": limit}
     if viewer.restricted:
-        clauses.append(_STORE_SCOPE[entity])
-        params["ids"] = list(viewer.owner_ids or ("",))
+        clauses.append(scope_sql(entity))
+        params["ids"] = scope_ids(viewer)
     if search and search.strip():
         params["q"] = f"%{search.strip().lower()}%"
         # analysts cannot probe masked names: they search ids only
@@ -1204,8 +1152,6 @@ def list_records(viewer: Viewer, entity: str, search: str | None = None, include
 
 def get_record(viewer: Viewer, entity: str, record_id: str) -> dict[str, Any] | None:
     """One record as stored now, if the viewer may see it (masked for analysts)."""
-    from app.edits import may_see
-
     store = operational_store()
     record = store.get(entity, record_id)
     if record is None or not may_see(viewer, store, entity, record):
