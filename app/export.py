@@ -1,37 +1,71 @@
-"""CSV and Excel downloads of whatever table a page shows (already scoped and masked by app/queries.py)."""
+"""CSV and Excel downloads of whatever table a page shows (already scoped and masked by app/queries.py).
+
+Both formats go through one function, `neutralise`, because a spreadsheet opens a CSV file just as it
+opens a workbook: a text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is read as a
+formula (`=HYPERLINK(...)`, `+cmd|' /C calc'!A0`) and run. Such text gets a leading single quote, the
+spreadsheet's own "this is text" mark, and is otherwise left as it was; numbers stay numbers (a real
+negative amount is a number column, and text that is just a number, like "-12.5", cannot run anything).
+"""
 
 from __future__ import annotations
 
 import io
+import re
+from typing import Any
 
 import polars as pl
 
+#: What makes a spreadsheet read a text cell as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def neutralise(value: Any) -> Any:
+    """A cell value that no spreadsheet will evaluate: formula-like text is prefixed with a single quote."""
+    if isinstance(value, (list, dict, tuple)):
+        value = str(value)
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with every text (and nested) column passed through `neutralise`; numbers untouched."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String or dtype.is_nested() or dtype == pl.Categorical or dtype == pl.Object:
+            column = pl.col(name) if dtype == pl.String else pl.col(name).map_elements(
+                lambda v: None if v is None else str(v.to_list() if isinstance(v, pl.Series) else v),
+                return_dtype=pl.String)
+            exprs.append(column.map_elements(neutralise, return_dtype=pl.String).alias(name))
+    frame = frame.with_columns(exprs) if exprs else frame
+    return frame.rename({c: neutralise(c) for c in frame.columns if neutralise(c) != c})
+
 
 def to_csv_bytes(frame: pl.DataFrame) -> bytes:
-    return frame.write_csv().encode("utf-8")
+    return neutralised(frame).write_csv().encode("utf-8")
 
 
 def to_excel_bytes(frame: pl.DataFrame, sheet: str = "data") -> bytes:
-    """An .xlsx workbook with one sheet; values that look like formulas are written as text, never run."""
+    """An .xlsx workbook with one sheet; every text cell is written as text, never as a formula."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     workbook = Workbook(write_only=True)
     worksheet = workbook.create_sheet(title=sheet[:31] or "data")
-    worksheet.append(frame.columns)
-    for row in frame.iter_rows():
-        worksheet.append([_cell(v) for v in row])
+    safe = neutralised(frame)
+    worksheet.append(safe.columns)
+    for row in safe.iter_rows():
+        cells = []
+        for value in row:
+            cell = WriteOnlyCell(worksheet, value=value)
+            if isinstance(value, str):
+                cell.data_type = "s"  # openpyxl would store any text starting with "=" as a formula
+            cells.append(cell)
+        worksheet.append(cells)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
-
-
-def _cell(value):
-    # Spreadsheet formula injection: text starting with = + - @ would be evaluated by Excel.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    if isinstance(value, (list, dict, tuple)):
-        return str(value)
-    return value
 
 
 def download_buttons(frame: pl.DataFrame, name: str) -> None:

@@ -1,7 +1,9 @@
-"""Small layout helpers shared by the pages: the signed-in viewer, the filter sidebar, tables with export."""
+"""Small layout helpers shared by the pages: the signed-in viewer, the filter sidebar, tables with export,
+and `plain`, which every record value goes through before it reaches Markdown."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -11,6 +13,23 @@ import streamlit as st
 from app import queries
 from app.auth import Viewer, current_viewer
 from app.export import download_buttons
+
+#: ASCII punctuation Markdown (GFM plus Streamlit's directives, emoji codes and LaTeX) can act on; CommonMark
+#: lets a backslash make any of them literal.
+_MARKDOWN_ACTIVE = re.compile(r"""([\\`*_{}\[\]()#+\-.!|<>~:$&@^=])""")
+
+
+def plain(value: Any) -> str:
+    """A data value as literal text inside Markdown (headers, captions, metrics, messages, st.table cells).
+
+    Record values are typed by people and imported from other systems: a customer named
+    `![x](https://evil.example/p.png)` or `[pay here](javascript:...)` must show those characters, not an
+    image or a link, and a typed URL or e-mail address must not become clickable. Line breaks become
+    spaces (they could start a new Markdown block).
+    """
+    if value is None:
+        return "–"
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(str(value).split()))
 
 
 def page_viewer(needs_snapshot: bool = True) -> Viewer:

@@ -4,7 +4,7 @@ and the value at stake, so a rep knows whom to call and what to talk about."""
 import streamlit as st
 
 from app import charts, queries
-from app.ui import money, not_computed, page_viewer, table
+from app.ui import money, not_computed, page_viewer, plain, table
 
 viewer = page_viewer()
 st.title("Churn risk")
@@ -31,7 +31,7 @@ b.metric("Value at risk (12-month revenue × probability)",
          money(work["value_at_risk_total"][0] if work.height else 0), border=True)
 if work.height:
     top = work.row(0, named=True)
-    c.metric("Call first", str(top["customer_name"]), f"{top['churn_probability']:.0%} churn risk", delta_color="off", delta_arrow="off",
+    c.metric("Call first", plain(top["customer_name"]), f"{top['churn_probability']:.0%} churn risk", delta_color="off", delta_arrow="off",
              border=True, help=top["top_drivers"] or None)
 st.plotly_chart(charts.churn_scatter(work), key="churn_scatter")
 config = {"churn_probability": st.column_config.ProgressColumn("churn", min_value=0, max_value=1, format="percent"),

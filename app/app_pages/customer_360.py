@@ -4,7 +4,7 @@ interaction timeline, orders, deals, tickets and the products to offer next."""
 import streamlit as st
 
 from app import charts, queries
-from app.ui import money, not_computed, page_viewer, share, table
+from app.ui import money, not_computed, page_viewer, plain, share, table
 
 viewer = page_viewer()
 st.title("Customer 360")
@@ -23,10 +23,12 @@ if profile is None:
 churn = queries.customer_churn(viewer, key)
 clv = queries.customer_clv(viewer, key)
 
-st.header(str(profile.get("customer_name")))
-st.caption(f"{profile.get('customer_key')} · {profile.get('account_type')} · {profile.get('industry') or '–'} · "
-           f"{profile.get('city') or '–'}, {profile.get('country')} · owner {profile.get('owner_user_id')} "
-           f"({profile.get('owner_name')}) · {profile.get('accounts_in_group')} account(s) merged")
+st.header(plain(profile.get("customer_name")))  # record values reach Markdown only through plain()
+st.caption(" · ".join([plain(profile.get("customer_key")), plain(profile.get("account_type")),
+                       plain(profile.get("industry")),
+                       f"{plain(profile.get('city'))}, {plain(profile.get('country'))}",
+                       f"owner {plain(profile.get('owner_user_id'))} ({plain(profile.get('owner_name'))})",
+                       f"{plain(profile.get('accounts_in_group'))} account(s) merged"]))
 a, b, c, d = st.columns(4)
 a.metric("Lifetime revenue", money(profile.get("lifetime_revenue")), border=True)
 b.metric("Revenue 12m", money(profile.get("revenue_12m")), border=True)
@@ -34,8 +36,8 @@ c.metric("Historical CLV", money(profile.get("historical_clv")), border=True)
 d.metric("Predicted CLV", money(clv["predicted_clv"]) if clv else "not yet computed", border=True,
          help="Discounted revenue expected in the next 12 months (BG/NBD purchases x Gamma-Gamma spend).")
 a, b, c, d = st.columns(4)
-a.metric("Segment", f"{profile.get('rfm_segment')}", help="RFM segment", border=True)
-b.metric("Lifecycle", f"{profile.get('lifecycle_stage')}", border=True)
+a.metric("Segment", plain(profile.get("rfm_segment")), help="RFM segment", border=True)
+b.metric("Lifecycle", plain(profile.get("lifecycle_stage")), border=True)
 c.metric("Churn risk", share(churn["churn_probability"]) if churn else "not yet computed",
          f"{churn['risk_band']} risk" if churn else None, delta_color="off", delta_arrow="off", border=True)
 d.metric("Overdue", money(profile.get("overdue_amount")), border=True)
@@ -66,7 +68,8 @@ with tabs[5]:
         not_computed("Churn risk for this customer")
     else:
         st.markdown(f"**{share(churn['churn_probability'])}** probability that this customer goes quiet (no order, "
-                    f"interaction or ticket from three months on) ({churn['risk_band']} risk) · model {churn['model_version']}")
+                    f"interaction or ticket from three months on) ({plain(churn['risk_band'])} risk) · model "
+                    f"{plain(churn['model_version'])}")
         drivers = queries.churn_drivers(viewer, key)
         if drivers.is_empty():
             st.caption("No feature raises this customer's risk noticeably.")
@@ -82,7 +85,7 @@ with tabs[6]:
         a.metric("Expected purchases, next 12 months", f"{clv['expected_purchases_12m']:.1f}", border=True)
         b.metric("Probability still active", share(clv["probability_alive"]), border=True)
         c.metric("Expected spend per order", money(clv["expected_average_spend"]), border=True)
-        st.caption(f"CLV model {clv['model_version']}")
+        st.caption(f"CLV model {plain(clv['model_version'])}")
 with tabs[7]:
     nbp = queries.next_best_products(viewer, key)
     if nbp.is_empty():

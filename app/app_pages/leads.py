@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from app import charts, edits, queries
-from app.ui import page_viewer, table
+from app.ui import page_viewer, plain, table
 
 viewer = page_viewer(needs_snapshot=False)
 st.title("Lead assignment")
@@ -31,6 +31,6 @@ if go:
     try:
         assigned = edits.distribute_leads(viewer, store, leads["lead_id"].head(int(how_many)).to_list(), chosen, rule)
         st.success(f"Assigned {len(assigned)} lead(s): " + ", ".join(
-            f"{owner} +{n}" for owner, n in pl.Series(list(assigned.values())).value_counts().iter_rows()))
+            f"{plain(owner)} +{n}" for owner, n in pl.Series(list(assigned.values())).value_counts().iter_rows()))
     except (edits.PermissionDenied, edits.RecordValidationError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))

@@ -10,7 +10,7 @@ from datetime import date, datetime
 import streamlit as st
 
 from app import edits, queries
-from app.ui import page_viewer, table
+from app.ui import page_viewer, plain, table
 from pipelines.contract import load_contract
 
 viewer = page_viewer(needs_snapshot=False)
@@ -87,7 +87,7 @@ def _widget(field: str, value, key: str, errors: dict[str, str]):
     else:
         result = st.text_input(caption, value=str(value or ""), key=key)
     if field in errors:
-        st.error(errors[field], icon="⚠️")
+        st.error(plain(errors[field]), icon="⚠️")
     return result
 
 
@@ -98,13 +98,13 @@ if picked == "__new__":
 else:
     record = queries.get_record(viewer, entity, picked)
     if record is None:
-        st.warning(f"{label} {picked} is not in your scope or no longer exists.")
+        st.warning(f"{label} {plain(picked)} is not in your scope or no longer exists.")
         st.stop()
     version_key = f"version:{entity}:{picked}"
     if version_key not in st.session_state:  # the version this editor opened; kept until a save or reload
         st.session_state[version_key] = record["version"]
     version = st.session_state[version_key]
-    st.subheader(f"{label} {picked}")
+    st.subheader(f"{label} {plain(picked)}")
     st.text(f"{name_column}: {record.get(name_column)}")
     if record["version"] != version:
         st.warning(f"Someone saved this {label.lower()} after you opened it (you have version {version}, the store "
@@ -125,7 +125,7 @@ else:
         values = {field: _widget(field, record.get(field), f"f_{entity}_{picked}_{field}", errors)
                   for field in FIELDS[entity]}
         for field in set(errors) - set(FIELDS[entity]):
-            st.error(f"{field}: {errors[field]}", icon="⚠️")
+            st.error(f"{plain(field)}: {plain(errors[field])}", icon="⚠️")
         submitted = st.form_submit_button("Create" if picked == "__new__" else "Save", type="primary")
     if submitted:
         try:
@@ -133,21 +133,21 @@ else:
                 saved = edits.create_record(viewer, store, entity, {**record, **values})
                 new_id = saved[key_column]
                 st.session_state.pop(errors_key, None)
-                st.session_state[f"flash:{entity}"] = f"{label} {new_id} created."
+                st.session_state[f"flash:{entity}"] = f"{label} {plain(new_id)} created."
             else:
                 saved = edits.update_record(viewer, store, entity, picked, values, version)
                 st.session_state[f"version:{entity}:{picked}"] = saved["version"]
                 st.session_state.pop(errors_key, None)
-                st.session_state[f"flash:{entity}"] = f"Saved {label.lower()} {picked} (version {saved['version']})."
+                st.session_state[f"flash:{entity}"] = f"Saved {label.lower()} {plain(picked)} (version {saved['version']})."
             queries.forget_scope()
             st.rerun()
         except edits.RecordValidationError as exc:
             st.session_state[errors_key] = exc.errors
             st.rerun()
         except edits.StaleEditError as exc:
-            st.error(f"Not saved: {exc}", icon="🔒")
+            st.error(f"Not saved: {plain(exc)}", icon="🔒")
         except (edits.PermissionDenied, edits.RecordNotFoundError) as exc:
-            st.error(f"Not saved: {exc}", icon="⛔")
+            st.error(f"Not saved: {plain(exc)}", icon="⛔")
 
     archivable = picked != "__new__" and "is_archived" in record and not record.get("is_archived")
     if archivable and st.button(f"Archive this {label.lower()}", key=f"archive_{entity}_{picked}",
@@ -155,10 +155,10 @@ else:
             try:
                 saved = edits.archive_record(viewer, store, entity, picked, version)
                 st.session_state[f"version:{entity}:{picked}"] = saved["version"]
-                st.session_state[f"flash:{entity}"] = f"{label} {picked} archived."
+                st.session_state[f"flash:{entity}"] = f"{label} {plain(picked)} archived."
                 st.rerun()
             except (edits.StaleEditError, edits.PermissionDenied) as exc:
-                st.error(f"Not archived: {exc}", icon="🔒")
+                st.error(f"Not archived: {plain(exc)}", icon="🔒")
 
 flash = st.session_state.pop(f"flash:{entity}", None)
 if flash:
@@ -170,5 +170,6 @@ if picked != "__new__":
     if audit.is_empty():
         st.caption("No changes through the portal yet (loaded from the source system).")
     else:
-        st.table(audit.to_dicts())
+        # st.table renders Markdown in its cells: values go through plain(), so a typed URL stays text
+        st.table([{k: plain(v) for k, v in row.items()} for row in audit.to_dicts()])
     st.caption(f"Shown at {datetime.now():%H:%M:%S}; changes reach the analysis pages after the next pipeline run.")
