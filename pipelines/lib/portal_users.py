@@ -3,19 +3,26 @@
 A sign-in is not a CRM entity: it lives in the operational store's `portal_users` table (migration 0002),
 is never ingested, and holds only a bcrypt hash of the password. Managers and sales reps are tied to the
 CRM user (and team) whose records they may see and change; the portal's query and write layers enforce
-that scope (app/queries.py, app/edits.py). Every change to a sign-in writes an audit row without the hash.
+that scope (app/access.py). Every change to a sign-in writes an audit row without the hash.
+
+Sign-in attempts go through `sign_in`, which keeps the sign-in log (`sign_in_attempts`, migration 0004) and
+applies the lockout policy: MAX_FAILURES wrong passwords for one name within FAILURE_WINDOW lock that name
+for LOCKOUT, whatever password comes next. The count lives in the store, so it holds across portal
+processes and restarts; names that are not sign-ins are counted (and locked) the same way, under a hash,
+so the answers do not tell which names exist. Setting a new password unlocks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import bcrypt
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from pipelines.lib.store import OperationalStore
 
@@ -28,8 +35,28 @@ MAX_PASSWORD_BYTES = 72  # bcrypt ignores (bcrypt 5: refuses) anything longer
 DEMO_PASSWORD = "crm-demo-2026"
 
 
+#: Lockout policy: this many failed sign-ins within the window lock the name for LOCKOUT.
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+LOCKOUT = timedelta(minutes=15)
+_FAILURES = ("wrong_password", "unknown_user", "disabled")
+
+
 class PortalUserError(ValueError):
     """A sign-in cannot be created or changed; the message says what to fix."""
+
+
+class SignInLocked(PermissionError):
+    """Too many failed sign-ins for one name: refused until `locked_until` (UTC) whatever the password."""
+
+    def __init__(self, username: str, locked_until: datetime):
+        self.username = username
+        self.locked_until = locked_until
+        minutes = int(LOCKOUT.total_seconds() // 60)
+        super().__init__(
+            f"Sign-in {username!r} is locked after {MAX_FAILURES} failed attempts: try again after "
+            f"{locked_until:%H:%M} UTC ({minutes} minutes), or ask an admin to set a new password with "
+            "`crm user set-password`, which unlocks it.")
 
 
 @dataclass(frozen=True)
@@ -81,6 +108,61 @@ class PortalUsers:
                 "FROM portal_users ORDER BY username")).mappings().all()
         return [_user(r) for r in rows]
 
+    def sign_in(self, username: str, password: str, now: datetime | None = None) -> PortalUser | None:
+        """Check a sign-in attempt under the lockout policy and record it in the sign-in log.
+
+        Returns the active sign-in for a right password, None for a wrong one (or an unknown or disabled
+        name); raises SignInLocked while the name is locked, and on the failure that locks it.
+        """
+        now = now or datetime.now(UTC).replace(tzinfo=None)  # microseconds: attempts keep their order
+        key = self._log_key(username)
+        with self.store.transaction() as conn:
+            locked_until = _locked_until(conn, key, now)
+            if locked_until is not None:
+                _log(conn, key, now, "refused_locked")
+        if locked_until is not None:
+            raise SignInLocked(username, locked_until)
+        user = self.authenticate(username, password)
+        if user is not None:
+            with self.store.transaction() as conn:
+                _log(conn, key, now, "success")
+            return user
+        with self.store.transaction() as conn:
+            _log(conn, key, now, self._failure_kind(username))
+            if _recent_failures(conn, key, now) < MAX_FAILURES:
+                return None
+            until = now + LOCKOUT
+            _log(conn, key, now, "locked", until)
+            conn.execute(text(
+                "INSERT INTO audit_log (audit_id, occurred_at, actor, action, entity, record_id, before_json, "
+                "after_json) VALUES (:id, :t, 'portal', 'lockout', 'portal_users', :rid, NULL, :a)"),
+                {"id": uuid.uuid4().hex, "t": now, "rid": key,
+                 "a": json.dumps({"failures": MAX_FAILURES, "locked_until": until.isoformat()})})
+        raise SignInLocked(username, until)
+
+    def locked_until(self, username: str, now: datetime | None = None) -> datetime | None:
+        """When the lock on a name ends (UTC), or None when it is not locked."""
+        with self.store.engine.connect() as conn:
+            return _locked_until(conn, self._log_key(username), now or datetime.now(UTC).replace(tzinfo=None))
+
+    def sign_in_log(self, username: str) -> list[dict]:
+        """The sign-in log of one name, oldest first: attempted_at, outcome, locked_until."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT attempted_at, outcome, locked_until FROM sign_in_attempts WHERE username = :u "
+                "ORDER BY attempted_at, CASE WHEN outcome = 'locked' THEN 1 ELSE 0 END"), {"u": self._log_key(username)}).mappings().all()
+        return [dict(r) for r in rows]
+
+    def _log_key(self, username: str) -> str:
+        """The name the log keeps: a sign-in's own name, or a hash of anything else that was typed."""
+        if self.get(username) is not None:
+            return username
+        return "unknown:" + hashlib.sha256(username.encode("utf-8")).hexdigest()[:24]
+
+    def _failure_kind(self, username: str) -> str:
+        user = self.get(username)
+        return "unknown_user" if user is None else ("wrong_password" if user.is_active else "disabled")
+
     def authenticate(self, username: str, password: str) -> PortalUser | None:
         """The active sign-in whose password matches, else None (same cost whether or not it exists)."""
         with self.store.engine.connect() as conn:
@@ -131,7 +213,11 @@ class PortalUsers:
         return _user(after)
 
     def set_password(self, username: str, password: str, actor: str = "cli") -> PortalUser:
-        return self._change(username, {"password_hash": _hash(password)}, actor, "set_password")
+        """A new password; it also lifts a lockout (whoever sets it has checked who is asking)."""
+        user = self._change(username, {"password_hash": _hash(password)}, actor, "set_password")
+        with self.store.transaction() as conn:
+            _log(conn, username, datetime.now(UTC).replace(tzinfo=None), "unlocked")
+        return user
 
     def disable(self, username: str, actor: str = "cli") -> PortalUser:
         return self._change(username, {"is_active": False}, actor, "disable")
@@ -148,6 +234,49 @@ class PortalUsers:
             after = _fetch(conn, username)
             _audit(conn, actor, action, username, before, after)
         return _user(after)
+
+
+def _log(conn, key: str, at: datetime, outcome: str, locked_until: datetime | None = None) -> None:
+    conn.execute(text(
+        "INSERT INTO sign_in_attempts (attempt_id, username, attempted_at, outcome, locked_until) "
+        "VALUES (:id, :u, :t, :o, :l)"), {"id": uuid.uuid4().hex, "u": key, "t": at, "o": outcome, "l": locked_until})
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _latest(conn, key: str, outcomes: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
+    """(attempted_at, locked_until) of the latest log row of `key` with one of `outcomes`."""
+    sql = text("SELECT attempted_at, locked_until FROM sign_in_attempts WHERE username = :u AND outcome IN :o "
+               "ORDER BY attempted_at DESC LIMIT 1").bindparams(bindparam("o", expanding=True))
+    row = conn.execute(sql, {"u": key, "o": list(outcomes)}).first()
+    return (_as_datetime(row[0]), _as_datetime(row[1])) if row else (None, None)
+
+
+def _locked_until(conn, key: str, now: datetime) -> datetime | None:
+    locked_at, until = _latest(conn, key, ("locked",))
+    if locked_at is None or until is None or until <= now:
+        return None
+    unlocked_at, _ = _latest(conn, key, ("unlocked",))
+    return None if unlocked_at is not None and unlocked_at >= locked_at else until
+
+
+def _recent_failures(conn, key: str, now: datetime) -> int:
+    """Failures within the window that came after the last success, lockout or unlock of this name."""
+    since = now - FAILURE_WINDOW
+    reset, _ = _latest(conn, key, ("success", "locked", "unlocked"))
+    if reset is not None and reset > since:
+        since = reset
+    sql = text("SELECT count(*) FROM sign_in_attempts WHERE username = :u AND outcome IN :o "
+               "AND attempted_at >= :since").bindparams(bindparam("o", expanding=True))
+    # a reset row shares its second with the failure that caused it: count strictly after a reset
+    if reset is not None and since == reset:
+        sql = text("SELECT count(*) FROM sign_in_attempts WHERE username = :u AND outcome IN :o "
+                   "AND attempted_at > :since").bindparams(bindparam("o", expanding=True))
+    return int(conn.execute(sql, {"u": key, "o": list(_FAILURES), "since": since}).scalar())
 
 
 def _fetch(conn, username: str) -> dict | None:
