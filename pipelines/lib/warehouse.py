@@ -172,6 +172,6 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     for entity in contract.entities.values():
         _create(con, raw_table(entity), raw_columns(entity))
     _create(con, raw_table("_quarantine"), QUARANTINE_COLUMNS)
+    _create(con, raw_table("_quarantine_log"), QUARANTINE_LOG_COLUMNS)
     _create(con, raw_table("_load_log"), LOAD_LOG_COLUMNS)
     _create(con, raw_table("_landing_files"), LANDING_FILES_COLUMNS)
-    _create(con, raw_table("_quarantine_log"), QUARANTINE_LOG_COLUMNS)

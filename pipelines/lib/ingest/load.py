@@ -143,21 +143,6 @@ def _replace_quarantine(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
     con.unregister("__new_q")
 
 
-def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, columns: dict[str, str]) -> None:
-    if not frame.height:
-        return
-    arrow = frame.select(list(columns)).to_arrow()
-    con.register("__append", arrow)
-    names = ", ".join(quote_ident(c) for c in columns)
-    con.execute(f"INSERT INTO {raw_table(table)} ({names}) SELECT {names} FROM __append")  # noqa: S608
-    con.unregister("__append")
-
-
-def append_load_log(con: duckdb.DuckDBPyConnection, log: pl.DataFrame) -> None:
-    """Log rows that carry no data (skipped or unreadable files) in their own small transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _append(con, "_load_log", log, LOAD_LOG_COLUMNS)
 def _log_resolved(con: duckdb.DuckDBPyConnection, plan: LoadPlan, where: str, params: list) -> None:
     """Copy the quarantine rows `where` selects (about to be deleted) to `raw._quarantine_log`."""
     q = raw_table("_quarantine")
@@ -178,6 +163,21 @@ def _log_resolved(con: duckdb.DuckDBPyConnection, plan: LoadPlan, where: str, pa
     con.unregister("__loaded_ids")
 
 
+def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, columns: dict[str, str]) -> None:
+    if not frame.height:
+        return
+    arrow = frame.select(list(columns)).to_arrow()
+    con.register("__append", arrow)
+    names = ", ".join(quote_ident(c) for c in columns)
+    con.execute(f"INSERT INTO {raw_table(table)} ({names}) SELECT {names} FROM __append")  # noqa: S608
+    con.unregister("__append")
+
+
+def append_load_log(con: duckdb.DuckDBPyConnection, log: pl.DataFrame) -> None:
+    """Log rows that carry no data (skipped or unreadable files) in their own small transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _append(con, "_load_log", log, LOAD_LOG_COLUMNS)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

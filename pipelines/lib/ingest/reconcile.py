@@ -43,6 +43,7 @@ def batch_summary(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict]:
                count(*) FILTER (WHERE status = 'loaded') AS sources_loaded,
                count(*) FILTER (WHERE status = 'skipped_unchanged') AS sources_skipped,
                count(*) FILTER (WHERE status = 'unreadable') AS sources_unreadable,
+               count(*) FILTER (WHERE status = 'ignored') AS sources_ignored,
                coalesce(sum(rows_read), 0) AS rows_read,
                coalesce(sum(rows_loaded), 0) AS rows_loaded,
                coalesce(sum(rows_quarantined), 0) AS rows_quarantined,
@@ -53,5 +54,4 @@ def batch_summary(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict]:
         FROM {raw_table('_load_log')} WHERE batch_id = ? GROUP BY entity ORDER BY entity
     """, [batch_id])  # noqa: S608
     names = [d[0] for d in cur.description]
-               count(*) FILTER (WHERE status = 'ignored') AS sources_ignored,
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -100,6 +100,7 @@ class _Part:
     size: int | None = None
     mtime_ns: int | None = None
     shared_rows: int = 0  # rows of this file held in a frame shared with other files (JSON Lines batch)
+    recheck_ids: list[str] = field(default_factory=list)  # store part: quarantined ids read again by id
 
     @property
     def rows_read(self) -> int:
@@ -107,7 +108,6 @@ class _Part:
     day: date | None = None
 
 
-    recheck_ids: list[str] = field(default_factory=list)  # store part: quarantined ids read again by id
 #: One chunk as read: (parts with their rows, log rows of files without data, shared JSON Lines frames).
 _Chunk = tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]
 
@@ -276,19 +276,6 @@ class Ingestor:
                 quarantined.cast(PARENT_SCHEMA).unique("id", keep="first", maintain_order=True))
         return self._ref_cache[entity_name]
 
-    # --- the main entry -----------------------------------------------------------------------------
-    def ingest(self, entity_name: str, force: bool = False, days: Iterable[date] | None = None) -> EntityResult:
-        """Load one entity. `force` re-reads unchanged files; `days` limits a day-partitioned entity.
-
-        Files are read, checked and written a chunk at a time (all files at once, or for day-partitioned
-        entities `DAYS_PER_TRANSACTION` days), so memory is bounded by a chunk, not by the history.
-        """
-        return self.ingest_many([entity_name], force=force, days=days)[0]
-
-    def ingest_many(self, entity_names: Iterable[str], force: bool = False,
-                    days: Iterable[date] | None = None) -> list[EntityResult]:
-        """Load entities in the order given, one transaction per chunk, as `ingest` does for one.
-
     def _quarantined_store_ids(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> list[str]:
         """Store ids of the entity held in quarantine: read again on every run, whatever the store's
         change tracking says, so a row fixed in place (even without a new `updated_at`) loads."""
@@ -354,12 +341,26 @@ class Ingestor:
                 self.log(f.message)
         self.ignored, self.ignored_logged = found, new
 
+    # --- the main entry -----------------------------------------------------------------------------
+    def ingest(self, entity_name: str, force: bool = False, days: Iterable[date] | None = None) -> EntityResult:
+        """Load one entity. `force` re-reads unchanged files; `days` limits a day-partitioned entity.
+
+        Files are read, checked and written a chunk at a time (all files at once, or for day-partitioned
+        entities `DAYS_PER_TRANSACTION` days), so memory is bounded by a chunk, not by the history.
+        """
+        return self.ingest_many([entity_name], force=force, days=days)[0]
+
+    def ingest_many(self, entity_names: Iterable[str], force: bool = False,
+                    days: Iterable[date] | None = None) -> list[EntityResult]:
+        """Load entities in the order given, one transaction per chunk, as `ingest` does for one.
+
         Reading (file I/O, hashing, parsing, the store query) runs one chunk ahead in a background thread
         (`read_ahead`), so it overlaps the checks and the warehouse write of the chunk before it. Reading
         never depends on what is being written: references are checked by the writing side, after the
         entities they point at are committed.
         """
         names = list(entity_names)
+        self._log_ignored()
         write_settings_tables(self.con, self.settings)  # what the marts read the vocabulary from
         _ = self.tombstones  # loaded here, before the reading thread starts using the store
         stream = read_ahead(self._read_stream(names, force, days))
@@ -373,7 +374,6 @@ class Ingestor:
         try:
             for name in names:
                 opened = self._open(reader, name, force, days)
-        self._log_ignored()
                 yield opened, None
                 for chunk in opened.chunks:
                     yield opened, self._read_chunk(opened.entity, chunk, opened.known, force)
@@ -388,8 +388,10 @@ class Ingestor:
         if entity.in_store and self.store is not None:
             since = None if force else self._watermark(con, entity)
             frame = read_store_frame(self.store, entity, since)
+            frame, recheck = self._with_quarantined_store_rows(con, entity, frame)
             opened.store_part = _Part("store", f"store:{entity.name}",
                                       FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
+            opened.store_part.recheck_ids = recheck
         wanted_days = set(days) if days is not None else None
         candidates: list[tuple[Path, _Part]] = []
         for path in landing_files(self.home, entity, self.contract) if entity.in_landing else []:
@@ -402,9 +404,7 @@ class Ingestor:
                         "(YYYY-MM-DD.csv|jsonl|parquet); rename it.")))
                     continue
                 if wanted_days is not None and part.day not in wanted_days:
-            frame, recheck = self._with_quarantined_store_rows(con, entity, frame)
                     continue
-            opened.store_part.recheck_ids = recheck
             candidates.append((path, part))
 
         if entity.partition_by_day:
@@ -423,6 +423,8 @@ class Ingestor:
         entity, started, store_part = opened.entity, opened.started, opened.store_part
         result = EntityResult(entity.name, self.batch_id)
         pending = list(opened.log_only)  # log rows of files without data (skipped, unreadable): written once
+        recheck = self._files_to_recheck(entity)  # parents are committed by now
+        by_file = {part.source_file: (path, part) for items in opened.chunks for path, part in items}
         first = True
         for chunk in chunks:
             parts, logs, shared = self._recheck(entity, chunk, recheck, by_file) if recheck else chunk
@@ -438,8 +440,6 @@ class Ingestor:
             result.sources.extend(logs)
         if first and store_part is not None:  # no landing chunk at all: the store rows alone
             result.sources.extend(self._load_chunk(entity, [store_part], [], started, pending))
-        recheck = self._files_to_recheck(entity)  # parents are committed by now
-        by_file = {part.source_file: (path, part) for items in opened.chunks for path, part in items}
             pending = []
         if pending:
             self._write(entity, [], started, pending, None, None, None)
@@ -447,21 +447,6 @@ class Ingestor:
         self._ref_cache.pop(entity.name, None)
         return result
 
-    def _read_chunk(self, entity: Entity, chunk: list[tuple[Path, _Part]], known: dict[str, tuple[str, int, int]],
-                    force: bool) -> tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]:
-        """Hash and parse the files of a chunk; unchanged files are skipped, unreadable ones logged."""
-        mapping = self.mapping.for_entity(entity.name)
-        parts: list[_Part] = []
-        logs: list[SourceResult] = []
-        jsonl: list[tuple[bytes, _Part, Path]] = []
-        contents = []
-        for path, part in chunk:
-            stat = path.stat()
-            part.size, part.mtime_ns = stat.st_size, stat.st_mtime_ns
-            seen = known.get(part.source_file)
-            if not force and seen and seen[1] == part.size and seen[2] == part.mtime_ns:
-                part.sha256 = seen[0]  # same size and mtime: unchanged without reading it
-                contents.append((path, part, None))
     def _recheck(self, entity: Entity, chunk: _Chunk, recheck: set[str],
                  by_file: dict[str, tuple[Path, _Part]]) -> _Chunk:
         """Read the unchanged files of a chunk that `_files_to_recheck` named after all (for a
@@ -479,6 +464,21 @@ class Ingestor:
         return ([*parts, *more_parts], [log for log in logs if log.source_file not in names] + more_logs,
                 [*shared, *(f.with_columns(pl.col(SRC) + offset) for f in more_shared)])
 
+    def _read_chunk(self, entity: Entity, chunk: list[tuple[Path, _Part]], known: dict[str, tuple[str, int, int]],
+                    force: bool) -> tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]:
+        """Hash and parse the files of a chunk; unchanged files are skipped, unreadable ones logged."""
+        mapping = self.mapping.for_entity(entity.name)
+        parts: list[_Part] = []
+        logs: list[SourceResult] = []
+        jsonl: list[tuple[bytes, _Part, Path]] = []
+        contents = []
+        for path, part in chunk:
+            stat = path.stat()
+            part.size, part.mtime_ns = stat.st_size, stat.st_mtime_ns
+            seen = known.get(part.source_file)
+            if not force and seen and seen[1] == part.size and seen[2] == part.mtime_ns:
+                part.sha256 = seen[0]  # same size and mtime: unchanged without reading it
+                contents.append((path, part, None))
                 continue
             data = path.read_bytes()
             part.sha256, part.size = hashlib.sha256(data).hexdigest(), len(data)
@@ -562,6 +562,7 @@ class Ingestor:
                 duplicates_dropped=checked.duplicates.get(i, 0), rows_erased=erased_counts.get(i, 0)))
         store_part = next((p for p in parts if p.source == "store"), None)
         store_ids = (store_part.rows.frame.get_column(entity.primary_key).drop_nulls().to_list()
+                     + store_part.recheck_ids
                      if store_part is not None and entity.primary_key in store_part.rows.frame.columns else [])
         days = sorted({p.day for p in parts}) if entity.partition_by_day else None
         self._write(entity, parts, started, sources + log_only, checked, store_ids, days)
@@ -583,7 +584,6 @@ class Ingestor:
             quarantine = checked.quarantine.with_columns(
                 pl.lit(self.batch_id).alias("batch_id"), pl.lit(entity.name).alias("entity"),
                 pl.col(SRC).replace_strict(files, return_dtype=pl.String).alias("source_file"),
-                     + store_part.recheck_ids
                 pl.col(LINE).alias("source_line"), pl.lit(now).cast(pl.Datetime("us")).alias("quarantined_at"))
         else:
             rows = pl.DataFrame(schema={**{c.name: _POLARS_TYPES[DUCKDB_TYPES[c.type]] for c in entity.columns},
