@@ -70,6 +70,22 @@ Each row is checked against this contract. A row that fails is **quarantined** (
 shown on the portal's data-quality page) with the file, line, field and one of these reasons; the rest of
 the file loads. Counts reconcile per file: rows read = rows loaded + rows quarantined + exact duplicates.
 
+**How rows are counted.** Rows read are counted from the file itself, not by the parser that reads it, so a
+file the parser misreads fails the reconciliation instead of passing it:
+- a text file is split into lines at LF, CRLF or a lone CR (JSON Lines: LF and CRLF); a line holding only
+  spaces, tabs and CR is blank and not a row (with a tab delimiter, tabs are not blank); the first line of
+  a delimited file is its header unless the mapping says `header: false`; every other line is one row;
+- a quoted value may hold a line break (`"two\nlines"`): those lines are one row if Python's `csv` module,
+  reading exactly those lines again, finds one record with the header's number of fields;
+- Parquet: the row count in the file's metadata.
+
+**Quotes.** As in RFC 4180 and Python's `csv` module, a `"` opens a quoted value only at the start of a
+field, `""` inside it is a quote, and a quote anywhere else is part of the value (`INV-1"` is the id
+`INV-1"`). A quote that opens a value and never closes (or whose value spans lines in a row with the wrong
+number of fields) makes only its own line a `malformed_row`; reading goes on at the next line.
+A NUL byte in the first line means a binary file (not read); elsewhere it is an invalid character of its
+row (`bad_encoding`), like bytes that are not UTF-8.
+
 | reason | meaning |
 | --- | --- |
 """

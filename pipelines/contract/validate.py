@@ -88,6 +88,12 @@ def to_text(frame: pl.DataFrame) -> pl.DataFrame:
             exprs.append(pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%S%.f").alias(name))
         elif dtype == pl.Date:
             exprs.append(pl.col(name).dt.strftime("%Y-%m-%d").alias(name))
+        elif dtype.is_nested():  # lists, arrays, structs: their JSON text (a cast to text would fail)
+            encoded = pl.struct(pl.col(name).alias("v")).struct.json_encode()
+            exprs.append(pl.when(pl.col(name).is_not_null())
+                         .then(encoded.str.slice(5, encoded.str.len_chars() - 6)).alias(name))
+        elif dtype == pl.Binary:
+            exprs.append(pl.col(name).cast(pl.String, strict=False).alias(name))
         else:
             exprs.append(pl.col(name).cast(pl.String).alias(name))
     return frame.select(exprs)

@@ -3,13 +3,19 @@
 Every input row must end up loaded or quarantined with its file and line, so the readers never drop a
 row silently:
 - CSV: a vectorised byte scan (numpy) finds record boundaries and counts the fields of each record,
-  honouring quotes, so a record with more or fewer fields than the header is reported as `malformed_row`
-  at its physical line (header = line 1) while polars parses the well-formed rest at full speed.
+  honouring quotes as RFC 4180 and Python's `csv` module do (a quote opens a quoted field only at the
+  start of a field; a stray quote elsewhere is data), so a record with more or fewer fields than the
+  header is reported as `malformed_row` at its physical line (header = line 1) while polars parses the
+  well-formed rest at full speed. A quoted line break is accepted only inside a record of the header's
+  width; a quote that would swallow later lines costs only its own line.
 - JSON Lines: each line is one object (first line = 1). DuckDB's `read_json` reads clean files directly;
   a batch it cannot read exactly (a line that is not one JSON object, invalid UTF-8, blank lines) is
   parsed line by line instead, where a line that is not a JSON object is a `malformed_row`.
-- Parquet: the row number (1-based) is the line.
-Bytes that are not valid UTF-8 are decoded lossily to U+FFFD, which validation reports as `bad_encoding`.
+- Parquet: the row number (1-based) is the line; nested values (lists, structs) become JSON text.
+Bytes that are not valid UTF-8 are decoded lossily to U+FFFD, which validation reports as `bad_encoding`;
+so is a NUL byte outside the first line (one in the first line means a binary file).
+Rows read are counted from the file itself (`pipelines.lib.ingest.reconcile.physical_rows`), not by
+the parser, so a parser that lost rows fails the reconciliation instead of passing it.
 A file that cannot be read at all raises `UnreadableFileError` with one sentence saying what to do.
 """
 
@@ -20,7 +26,7 @@ import io
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -29,35 +35,23 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.contract import Entity
-from pipelines.contract.validate import ROW
+from pipelines.contract.validate import ROW, to_text
 from pipelines.lib.ingest.mapping import EntityMapping
+from pipelines.lib.ingest.reconcile import (
+    blank_lines,
+    line_spans,
+    normalise_line_breaks,
+    physical_json_lines,
+    physical_rows,
+)
+from pipelines.lib.ingest.rows import FileRows, Malformed, UnreadableFileError
 from pipelines.lib.warehouse import quote_ident
+
+__all__ = ["FILE_INDEX", "FORMATS", "FileRows", "JsonlBatch", "Malformed", "UnreadableFileError", "file_format",
+           "read_csv_bytes", "read_file", "read_jsonl_bytes", "read_jsonl_many", "read_parquet_bytes"]
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _BOM = b"\xef\xbb\xbf"
-
-
-class UnreadableFileError(ValueError):
-    """The file cannot be read at all (corrupt, binary, empty header); nothing of it is loaded."""
-
-
-@dataclass
-class Malformed:
-    line: int
-    record_id: str | None
-    value: str
-
-
-@dataclass
-class FileRows:
-    """Text columns named as in the contract plus `__row` (the line), and the rows that could not be split."""
-
-    frame: pl.DataFrame
-    malformed: list[Malformed] = field(default_factory=list)
-
-    @property
-    def rows_read(self) -> int:
-        return self.frame.height + len(self.malformed)
 
 
 def file_format(path: Path) -> str | None:
@@ -79,90 +73,321 @@ def read_file(path: Path, entity: Entity, mapping: EntityMapping, display: str,
     raise UnreadableFileError(f"{display}: unknown file type; save it as .csv, .jsonl or .parquet.")
 
 
+def _finish(entity: Entity, mapping: EntityMapping, frame: pl.DataFrame, display: str,
+            malformed: list[Malformed], physical: int | None) -> FileRows:
+    """The mapping applied to a file's frame (its headers, `__row`): the rows as the contract names them."""
+    return FileRows(mapping.apply(entity, frame, keep=(ROW,)), malformed, physical_rows=physical)
+
+
 # --- CSV -------------------------------------------------------------------------------------------
-def _csv_records(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Record start/end byte offsets (end excludes the newline and a trailing CR), field counts and the
-    physical line each record starts on. Newlines and commas inside double quotes do not count."""
+_QUOTE, _LF, _CR = 34, 10, 13
+
+
+def _quoted(arr: np.ndarray, delim: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per byte, 1 inside a quoted field, else 0 (None: the data has no quotes), and the positions of
+    the quotes that are not plain RFC 4180 quoting (their records are split by Python's `csv` module).
+
+    Quotes follow RFC 4180 as Python's `csv` module reads them: a quote opens a quoted field only at the
+    start of a field; inside one, `""` is a quote and a single `"` closes it (text after a closing quote
+    belongs to the field); any other quote is data. The fast path toggles on every quote and checks each
+    toggle (opening ones at a field start, closing ones before a delimiter, a line break, a quote or the
+    end); each stray opening quote found is taken back (a flip of the state after it) and the check goes
+    on from there. Many stray quotes: `_walk_quotes` decides quote by quote."""
+    quotes = np.flatnonzero(arr == _QUOTE)
+    if not len(quotes):
+        return None, quotes
+    n = len(arr)
+    toggles = np.zeros(n, dtype=np.uint8)
+    toggles[quotes] = 1
+    inside = np.bitwise_xor.accumulate(toggles)
+    before = np.where(quotes > 0, arr[np.maximum(quotes - 1, 0)], _LF)
+    after = np.where(quotes < n - 1, arr[np.minimum(quotes + 1, n - 1)], _LF)
+    at_field_start = (before == delim) | (before == _LF) | (before == _CR) | (quotes == 0)
+    closes_field = (after == delim) | (after == _LF) | (after == _CR) | (after == _QUOTE)
+    follows_quote = np.concatenate(([False], quotes[1:] == quotes[:-1] + 1))
+    literal = np.zeros(len(quotes), dtype=bool)
+    irregular: list[int] = []
+    start = 0
+    for _ in range(_MAX_STRAY_QUOTES):
+        opening = inside[quotes[start:]] == 1
+        # an opening right after a quote continues a quoted field ("" is a quote) only if that quote closed it
+        escape = follows_quote[start:] & (inside[np.maximum(quotes[start:] - 1, 0)] == 0)
+        if start == 0:
+            escape[0] = False
+        escape &= ~literal[np.maximum(np.arange(start, len(quotes)) - 1, 0)]
+        legal = np.where(opening, at_field_start[start:] | escape, closes_field[start:])
+        bad = np.flatnonzero(~legal)
+        if not len(bad):
+            return inside, np.array(irregular, dtype=np.int64)
+        j = start + int(bad[0])
+        irregular.append(int(quotes[j]))
+        if opening[bad[0]]:   # a stray quote: data, so the state after it flips back
+            literal[j] = True
+            inside[quotes[j]:] ^= 1
+        start = j + 1         # (a closing quote followed by text stays a closing quote)
+        if start >= len(quotes):
+            return inside, np.array(irregular, dtype=np.int64)
+    effective, irregular = _walk_quotes(arr, quotes.tolist(), delim)
+    toggles[:] = 0
+    toggles[effective] = 1
+    return np.bitwise_xor.accumulate(toggles), np.array(irregular, dtype=np.int64)
+
+
+_MAX_STRAY_QUOTES = 64
+
+
+def _walk_quotes(arr: np.ndarray, quotes: list[int], delim: int) -> tuple[list[int], list[int]]:
+    """The rule of `_quoted`, quote by quote: the quotes that open or close a quoted field, and the
+    irregular ones (stray quotes, closing quotes followed by other text)."""
+    effective, irregular, inside, i = [], [], False, 0
+    starts = (delim, _LF, _CR)
+    ends = (delim, _LF, _CR)
+    n = len(arr)
+    while i < len(quotes):
+        p = quotes[i]
+        if not inside:
+            if p == 0 or arr[p - 1] in starts:
+                effective.append(p)
+                inside = True
+            else:
+                irregular.append(p)
+            i += 1
+        elif i + 1 < len(quotes) and quotes[i + 1] == p + 1:  # "" inside a quoted field: a quote
+            i += 2
+        else:
+            effective.append(p)
+            inside = False
+            if p + 1 < n and arr[p + 1] not in ends:
+                irregular.append(p)
+            i += 1
+    return effective, irregular
+
+
+@dataclass
+class _Records:
+    """Records of a delimited file: byte spans (end without the line break and a trailing CR), field
+    counts, first and last physical line, and flags for lines cut off (a quote that never closed or a
+    quoted line break in a record of the wrong width) and for records the careful quote walk touched."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    fields: np.ndarray
+    lines: np.ndarray
+    last_lines: np.ndarray
+    cut: np.ndarray
+    careful: np.ndarray
+
+
+def _csv_records(data: bytes, delim: int = 44, width: int | None = None) -> _Records:
+    """Split `data` into records. A quoted field may carry a line break only within a record that has
+    the header's number of fields (`width`; the first record's when None); otherwise the record is cut
+    back to its first line, which is filed as malformed, and reading resumes on the next line, so a
+    stray quote costs at most its own line and never the rest of the file."""
     arr = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == 10)
-    commas = np.flatnonzero(arr == 44)
-    quotes = arr == 34
-    if quotes.any():
-        inside = np.bitwise_xor.accumulate(quotes.view(np.uint8))
-        boundaries = newlines[inside[newlines] == 0]
-        commas = commas[inside[commas] == 0]
-    else:
-        boundaries = newlines
-    starts = np.concatenate(([0], boundaries + 1))
-    ends = np.concatenate((boundaries, [len(arr)]))
-    if starts[-1] >= len(arr):  # the file ends with a newline: no record after it
-        starts, ends = starts[:-1], ends[:-1]
+    all_newlines = np.flatnonzero(arr == _LF)
+    parts: list[tuple[np.ndarray, ...]] = []
+    offset = 0
+    while offset < len(arr) or not parts:
+        seg = arr[offset:]
+        inside, irregular = _quoted(seg, delim)
+        newlines = all_newlines if offset == 0 else all_newlines[all_newlines >= offset] - offset
+        delims = np.flatnonzero(seg == delim)
+        base = len(all_newlines) - len(newlines)  # line breaks before the segment
+        if inside is not None:
+            at = np.flatnonzero(inside[newlines] == 0)  # the line breaks that end a record
+            delims = delims[inside[delims] == 0]
+        else:
+            at = np.arange(len(newlines))
+        boundaries = newlines[at]
+        starts = np.concatenate(([0], boundaries + 1))
+        raw_ends = np.concatenate((boundaries, [len(seg)]))
+        first = np.concatenate(([base + 1], base + at + 2))   # physical line numbers (1-based)
+        last = np.concatenate((base + at + 1, [base + len(newlines) + 1]))
+        if starts[-1] >= len(seg):
+            starts, raw_ends, first, last = starts[:-1], raw_ends[:-1], first[:-1], last[:-1]
+        if not len(starts):
+            break
+        fields = np.diff(np.searchsorted(delims, raw_ends), prepend=0) + 1
+        if width is None:
+            width = int(fields[0])
+        unclosed = np.zeros(len(starts), dtype=bool)
+        if inside is not None and inside[-1] == 1:
+            unclosed[-1] = True  # a quoted field still open at the end of the file
+        wrong = ((last > first) & (fields != width)) | unclosed
+        hit = np.flatnonzero(wrong)
+        with_quotes = np.zeros(len(starts), dtype=bool)
+        if len(irregular):
+            with_quotes[np.minimum(np.searchsorted(boundaries, irregular), len(starts) - 1)] = True
+        stop = int(hit[0]) if len(hit) else len(starts)
+        parts.append((starts[:stop] + offset, raw_ends[:stop] + offset, fields[:stop], first[:stop],
+                      last[:stop], np.zeros(stop, dtype=bool), with_quotes[:stop]))
+        if not len(hit):
+            break
+        # the record at `stop` is cut back to its first physical line
+        line_start = int(starts[stop]) + offset
+        line_end = int(all_newlines[first[stop] - 1]) if first[stop] - 1 < len(all_newlines) else len(arr)
+        line = first[stop:stop + 1]
+        parts.append((np.array([line_start]), np.array([line_end]), np.array([0]), line, line,
+                      np.array([True]), np.array([True])))
+        offset = line_end + 1
+    starts, ends, fields, lines, last_lines, cut, careful_rows = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype=np.int64) for i in range(7))
     if len(ends):
-        cr = arr[np.maximum(ends - 1, 0)] == 13
+        cr = arr[np.maximum(ends - 1, 0)] == _CR
         ends = ends - (cr & (ends > starts))
-    fields = np.bincount(np.searchsorted(boundaries, commas), minlength=len(starts))[: len(starts)] + 1
-    lines = np.searchsorted(newlines, starts) + 1
-    return starts, ends, fields, lines
+    return _Records(starts, ends, fields, lines, last_lines, cut.astype(bool), careful_rows.astype(bool))
 
 
-def _split_one(text: str) -> list[str]:
+def _split_one(text: str, delimiter: str = ",") -> list[str]:
     try:
-        return next(csv.reader(io.StringIO(text)))
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except (StopIteration, csv.Error):
         return [text]
 
 
-def read_csv_bytes(data: bytes, entity: Entity, mapping: EntityMapping, display: str) -> FileRows:
+def _as_text_bytes(data: bytes, display: str, what: str) -> bytes:
+    """UTF-8 bytes without BOM; a NUL byte in the first line means a binary file (unreadable), elsewhere
+    it is an invalid character of its row (U+FFFD, reported as `bad_encoding`)."""
     if data.startswith(_BOM):
         data = data[len(_BOM):]
-    if b"\x00" in data[:65536]:
-        raise UnreadableFileError(f"{display} is not a text CSV file (it contains binary data); "
-                                  "export it again as UTF-8 CSV.")
-    starts, ends, fields, lines = _csv_records(data)
-    if len(starts) == 0 or ends[0] <= starts[0]:
-        raise UnreadableFileError(f"{display} has no header line; add the column names as the first line.")
-    header = _split_one(data[starts[0]:ends[0]].decode("utf-8", "replace"))
+    if b"\x00" in data:
+        first_line = data.split(b"\n", 1)[0]
+        if b"\x00" in first_line:
+            raise UnreadableFileError(f"{display} is not a {what} (it contains binary data); "
+                                      "export it again as UTF-8 text.")
+        data = data.replace(b"\x00", "\ufffd".encode())
+    return data
+
+
+def read_csv_bytes(data: bytes, entity: Entity, mapping: EntityMapping, display: str) -> FileRows:
+    """Read delimited text (the mapping's `file` options: delimiter, header, names)."""
+    options = mapping.file_options
+    data = _as_text_bytes(normalise_line_breaks(data), display, "text CSV file")
+    if options.delimiter == "whitespace":
+        return _read_whitespace(data, entity, mapping, display)
+    delimiter = options.delimiter
+    delim = ord(delimiter)
+    names = options.names
+    records = _csv_records(data, delim, len(names) if names else None)
+    n = len(records.starts)
+    if options.header:
+        if n == 0 or blank_lines(data, records.starts[:1], records.ends[:1], delimiter)[0]:
+            raise UnreadableFileError(f"{display} has no header line; add the column names as the first line.")
+        header = _split_one(data[records.starts[0]:records.ends[0]].decode("utf-8", "replace"), delimiter)
+        body = np.arange(n) > 0
+    else:
+        header = list(names)
+        body = np.ones(n, dtype=bool)
     width = len(header)
-    blank = ends <= starts
-    body = np.arange(len(starts)) > 0
-    good = body & ~blank & (fields == width)
-    bad = body & ~blank & (fields != width)
+    blank = blank_lines(data, records.starts, records.ends, delimiter) & ~records.cut
+    good = body & ~blank & (records.fields == width) & ~records.cut
+    bad = body & ~blank & ~good
     pk_index = _header_index(header, mapping.source_name(entity.primary_key))
 
     malformed = []
     for k in np.flatnonzero(bad):
-        text = data[starts[k]:ends[k]].decode("utf-8", "replace")
-        parts = _split_one(text)
+        text = data[records.starts[k]:records.ends[k]].decode("utf-8", "replace")
+        parts = _split_one(text, delimiter)
         record_id = parts[pk_index] if pk_index is not None and pk_index < len(parts) else None
-        malformed.append(Malformed(int(lines[k]), record_id or None, text[:500]))
+        malformed.append(Malformed(int(records.lines[k]), record_id or None, text[:500]))
 
-    drop = np.flatnonzero(bad | (blank & body))
-    if len(drop):
+    # records the careful quote walk touched are split by Python's csv module, the rest by polars
+    by_python = good & records.careful
+    fast = good & ~by_python
+    columns = [f"c{i}" for i in range(width)]
+    frames = [_polars_records(data, records, fast, ~fast, columns, delimiter, display)]
+    slow_rows, slow_lines = [], []
+    for k in np.flatnonzero(by_python):
+        parts = _split_one(data[records.starts[k]:records.ends[k]].decode("utf-8", "replace"), delimiter)
+        if len(parts) == width:
+            slow_rows.append(parts)
+            slow_lines.append(int(records.lines[k]))
+        else:
+            malformed.append(Malformed(int(records.lines[k]), None, data[records.starts[k]:records.ends[k]]
+                                       .decode("utf-8", "replace")[:500]))
+    if slow_rows:
+        frames.append(pl.DataFrame(slow_rows, schema={c: pl.String for c in columns}, orient="row")
+                      .with_columns(pl.Series(ROW, slow_lines, dtype=pl.Int64)))
+    frame = pl.concat(frames).sort(ROW) if len(frames) > 1 else frames[0]
+    frame = frame.rename({f"c{i}": h for i, h in enumerate(_unique(header))})
+    multi = (records.last_lines > records.lines) & (good | ~body)
+    continued = [(int(a), int(b - a + 1)) for a, b in zip(records.lines[multi], records.last_lines[multi],
+                                                          strict=True)]
+    physical = physical_rows(data, options.header, continued, delimiter, width)
+    return _finish(entity, mapping, frame, display, malformed, physical)
+
+
+def _polars_records(data: bytes, records: _Records, keep: np.ndarray, drop: np.ndarray, columns: list[str],
+                    delimiter: str, display: str) -> pl.DataFrame:
+    """The `keep` records parsed by polars (all text), with `__row`; `drop` records are cut out first."""
+    n_keep = int(keep.sum())
+    if not n_keep:
+        return pl.DataFrame(schema={**{c: pl.String for c in columns}, ROW: pl.Int64})
+    dropped = np.flatnonzero(drop)
+    if len(dropped):
         pieces, cursor = [], 0
-        for k in drop:
-            pieces.append(data[cursor:starts[k]])
-            nxt = starts[k + 1] if k + 1 < len(starts) else len(data)
-            cursor = nxt
+        for k in dropped:
+            pieces.append(data[cursor:records.starts[k]])
+            cursor = records.starts[k + 1] if k + 1 < len(records.starts) else len(data)
         pieces.append(data[cursor:])
         buffer = b"".join(pieces)
     else:
         buffer = data
-    n_good = int(good.sum())
-    if n_good:
-        try:
-            frame = pl.read_csv(io.BytesIO(buffer), has_header=True, infer_schema=False, encoding="utf8-lossy",
-                                quote_char='"', new_columns=[f"c{i}" for i in range(width)])
-        except (pl.exceptions.PolarsError, ValueError) as exc:
-            raise UnreadableFileError(f"{display} cannot be parsed as CSV ({exc}); "
-                                      "export it again as comma-separated UTF-8.") from exc
-        if frame.height != n_good:
-            raise UnreadableFileError(f"{display}: expected {n_good} rows but the CSV parser found "
-                                      f"{frame.height}; check the file's quoting and export it again.")
-        frame = frame.rename({f"c{i}": h for i, h in enumerate(_unique(header))})
+    try:
+        frame = pl.read_csv(io.BytesIO(buffer), has_header=False, infer_schema=False, encoding="utf8-lossy",
+                            quote_char='"', separator=delimiter, new_columns=columns)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise UnreadableFileError(f"{display} cannot be parsed as delimited text ({exc}); "
+                                  "export it again as UTF-8 CSV.") from exc
+    if frame.height != n_keep:
+        raise UnreadableFileError(f"{display}: expected {n_keep} rows but the CSV parser found "
+                                  f"{frame.height}; check the file's quoting and export it again.")
+    return frame.with_columns(pl.Series(ROW, records.lines[keep].astype(np.int64)))
+
+
+_WHITESPACE_FIELD = re.compile(r'"((?:[^"]|"")*)"(?=\s|$)|(\S+)')
+
+
+def _read_whitespace(data: bytes, entity: Entity, mapping: EntityMapping, display: str) -> FileRows:
+    """Fields separated by runs of spaces and tabs (`delimiter: whitespace`), one record per line; a
+    field with spaces is written in double quotes."""
+    options = mapping.file_options
+    starts, ends = line_spans(data)
+    blank = blank_lines(data, starts, ends)
+    lines = [(k + 1, data[s:e].decode("utf-8", "replace").rstrip("\r"))
+             for k, (s, e, b) in enumerate(zip(starts.tolist(), ends.tolist(), blank.tolist(), strict=True))
+             if not b]
+    if options.header:
+        if not lines or lines[0][0] != 1:
+            raise UnreadableFileError(f"{display} has no header line; add the column names as the first line.")
+        header, lines = _whitespace_fields(lines[0][1]), lines[1:]
     else:
-        frame = pl.DataFrame(schema={h: pl.String for h in _unique(header)})
-    frame = frame.with_columns(pl.Series(ROW, lines[good].astype(np.int64)))
-    return FileRows(mapping.apply(entity, frame, keep=(ROW,)), malformed)
+        header = list(options.names)
+    width = len(header)
+    pk_index = _header_index(header, mapping.source_name(entity.primary_key))
+    rows, numbers, malformed = [], [], []
+    for number, text in lines:
+        parts = _whitespace_fields(text)
+        if len(parts) == width:
+            rows.append(parts)
+            numbers.append(number)
+        else:
+            record_id = parts[pk_index] if pk_index is not None and pk_index < len(parts) else None
+            malformed.append(Malformed(number, record_id, text[:500]))
+    names = _unique(header)
+    frame = pl.DataFrame(rows, schema={h: pl.String for h in names}, orient="row") if rows else \
+        pl.DataFrame(schema={h: pl.String for h in names})
+    frame = frame.with_columns(pl.Series(ROW, numbers, dtype=pl.Int64))
+    physical = physical_rows(data, options.header)
+    return _finish(entity, mapping, frame, display, malformed, physical)
+
+
+def _whitespace_fields(text: str) -> list[str]:
+    out = []
+    for match in _WHITESPACE_FIELD.finditer(text):
+        quoted, bare = match.groups()
+        out.append(quoted.replace('""', '"') if quoted is not None else bare)
+    return out
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -200,7 +425,7 @@ def read_jsonl_bytes(data: bytes, entity: Entity, mapping: EntityMapping, displa
     batch = read_jsonl_many([(data, display)], entity, mapping)
     if 0 in batch.errors:
         raise batch.errors[0]
-    return FileRows(batch.frame.drop(FILE_INDEX), batch.malformed.get(0, []))
+    return FileRows(batch.frame.drop(FILE_INDEX), batch.malformed.get(0, []), physical_rows=batch.rows_read.get(0, 0))
 
 
 FILE_INDEX = "__f"
@@ -229,20 +454,22 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
         if fast is not None:
             return JsonlBatch(_with_defaults(fast.frame, entity, mapping), {}, fast.rows_read, {})
     errors: dict[int, UnreadableFileError] = {}
+    physical: dict[int, int] = {}
     files, numbers, lines = [], [], []
     for i, (data, display) in enumerate(items):
-        if data.startswith(_BOM):
-            data = data[len(_BOM):]
-        if b"\x00" in data[:65536]:
-            errors[i] = UnreadableFileError(f"{display} is not a JSON Lines text file (it contains binary data); "
-                                            "export it again with one JSON object per line.")
+        try:
+            data = _as_text_bytes(data, display, "JSON Lines text file")
+        except UnreadableFileError as exc:
+            errors[i] = exc
             continue
+        physical[i] = physical_json_lines(data)
         raw_lines = data.decode("utf-8", "replace").split("\n")
         if raw_lines and raw_lines[-1] == "":
             raw_lines.pop()
-        files.append(np.full(len(raw_lines), i, dtype=np.int64))
-        numbers.append(np.arange(1, len(raw_lines) + 1, dtype=np.int64))
-        lines.extend(raw_lines)
+        kept = [(n, line) for n, line in enumerate(raw_lines, start=1) if line.strip(" \t\r")]
+        files.append(np.full(len(kept), i, dtype=np.int64))
+        numbers.append(np.fromiter((n for n, _ in kept), dtype=np.int64, count=len(kept)))
+        lines.extend(line for _, line in kept)
     empty = pl.DataFrame(schema={FILE_INDEX: pl.Int64, ROW: pl.Int64, **{c: pl.String for c in sources}})
     if not files:
         return JsonlBatch(empty, {}, {}, errors)
@@ -273,9 +500,8 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
     for f, n, line in result.filter(~pl.col("ok")).select(FILE_INDEX, ROW, "bad_line").iter_rows():
         match = pk_pattern.search(line)
         malformed.setdefault(int(f), []).append(Malformed(int(n), match.group(1) if match else None, line[:500]))
-    read = dict(result.group_by(FILE_INDEX).len().iter_rows())
     frame = result.filter(pl.col("ok")).drop("ok", "bad_line")
-    return JsonlBatch(_with_defaults(frame, entity, mapping), malformed, read, errors)
+    return JsonlBatch(_with_defaults(frame, entity, mapping), malformed, physical, errors)
 
 
 def _with_defaults(frame: pl.DataFrame, entity: Entity, mapping: EntityMapping) -> pl.DataFrame:
@@ -296,7 +522,7 @@ def _read_json_fast(items: list[tuple[bytes, str]], paths: list[Path], sources: 
     one JSON object (malformed, not an object, invalid UTF-8, duplicate keys), and a file whose row count
     differs from its line count (blank lines) falls back too, so row k of a file is always its line k
     (rows keep file and line order: `preserve_insertion_order` is DuckDB's default)."""
-    if not paths or any(b"\x00" in data[:65536] for data, _ in items):
+    if not paths or any(b"\x00" in data for data, _ in items):
         return None
     spec = ", ".join(f"{_sql_text(src)}: 'VARCHAR'" for src in dict.fromkeys(sources.values()))
     picks = ", ".join(f"{quote_ident(src)} AS {quote_ident(name)}" for name, src in sources.items())
@@ -311,6 +537,7 @@ def _read_json_fast(items: list[tuple[bytes, str]], paths: list[Path], sources: 
     read = dict(frame.group_by(FILE_INDEX).len().iter_rows())
     if any(read.get(i, 0) != _expected_rows(data) for i, (data, _) in enumerate(items)):
         return None
+    read = {i: physical_json_lines(data) for i, (data, _) in enumerate(items)}
     frame = frame.select(FILE_INDEX, pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(FILE_INDEX).alias(ROW),
                          *sources)
     return JsonlBatch(frame, {}, read, {})
@@ -351,22 +578,39 @@ def _parse_json_lines(table: pa.Table, sources: dict[str, str]) -> pl.DataFrame:
 
 # --- Parquet ---------------------------------------------------------------------------------------
 def read_parquet_bytes(data: bytes, entity: Entity, mapping: EntityMapping, display: str) -> FileRows:
+    """A Parquet file's columns as text (nested values as JSON); rows read come from the file's metadata."""
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        table = parquet.read()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise UnreadableFileError(f"{display} is not a readable Parquet file ({exc}); "
                                   "export it again or remove it from the landing folder.") from exc
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-            columns[name] = pa.array([None if v is None else v.decode("utf-8", "replace")
-                                      for v in column.to_pylist()], pa.string())
-        elif pa.types.is_dictionary(column.type):
-            columns[name] = column.cast(column.type.value_type)
-        else:
-            columns[name] = column
+        try:
+            columns[name] = _arrow_text(column)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise UnreadableFileError(f"{display}: column {name!r} of type {column.type} cannot be read as "
+                                      f"text ({exc}); export it as text or numbers, or drop the column.") from exc
     frame = pl.from_arrow(pa.table(columns)) if columns else pl.DataFrame()
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    return FileRows(mapping.apply(entity, frame, keep=(ROW,)))
+    return _finish(entity, mapping, frame, display, [], parquet.metadata.num_rows)
+
+
+def _arrow_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """A Parquet column the validator can read: binary as (lossy) UTF-8 text, dictionaries decoded,
+    nested values (lists, structs, maps) as compact JSON text, everything else as it is."""
+    kind = column.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return pa.array([None if v is None else v.decode("utf-8", "replace") for v in column.to_pylist()],
+                        pa.string())
+    if pa.types.is_dictionary(kind):
+        return _arrow_text(column.cast(kind.value_type))
+    if pa.types.is_nested(kind):
+        return pa.array([None if v is None else json.dumps(v, separators=(",", ":"), ensure_ascii=False,
+                                                           default=str)
+                         for v in column.to_pylist()], pa.string())
+    text = to_text(pl.from_arrow(pa.table({"v": column})))  # fails here, not later, if it cannot be text
+    return text.get_column("v").to_arrow()

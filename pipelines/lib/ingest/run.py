@@ -32,7 +32,13 @@ from pipelines.lib.home import CrmHome
 from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, SRC, KnownIds, check_batch
 from pipelines.lib.ingest.landing import IgnoredFile, ignored_landing_files, landing_files
 from pipelines.lib.ingest.load import LoadPlan, append_load_log, write_plan
-from pipelines.lib.ingest.mapping import ColumnMapping, load_column_mapping
+from pipelines.lib.ingest.mapping import (
+    ColumnMapping,
+    MappingError,
+    load_column_mapping,
+    mapping_for_file,
+    sidecar_path,
+)
 from pipelines.lib.ingest.readers import (
     FILE_INDEX,
     FileRows,
@@ -467,7 +473,6 @@ class Ingestor:
     def _read_chunk(self, entity: Entity, chunk: list[tuple[Path, _Part]], known: dict[str, tuple[str, int, int]],
                     force: bool) -> tuple[list[_Part], list[SourceResult], list[pl.DataFrame]]:
         """Hash and parse the files of a chunk; unchanged files are skipped, unreadable ones logged."""
-        mapping = self.mapping.for_entity(entity.name)
         parts: list[_Part] = []
         logs: list[SourceResult] = []
         jsonl: list[tuple[bytes, _Part, Path]] = []
@@ -492,7 +497,13 @@ class Ingestor:
                 continue
             if data is None:
                 data = path.read_bytes()
-            if file_format(path) == "jsonl":
+            try:  # a broken mapping section fails the files it concerns, not the other entities
+                mapping = mapping_for_file(self.mapping, entity.name, path)
+            except MappingError as exc:
+                logs.append(SourceResult(part.source_file, "unreadable", error=str(exc)))
+                self.log(str(exc))
+                continue
+            if file_format(path) == "jsonl" and mapping.batchable and sidecar_path(path) is None:
                 jsonl.append((data, part, path))
                 parts.append(part)
                 continue
@@ -504,7 +515,8 @@ class Ingestor:
                 self.log(str(exc))
         shared: list[pl.DataFrame] = []
         if jsonl:
-            batch = read_jsonl_many([(d, p.source_file) for d, p, _ in jsonl], entity, mapping,
+            batch = read_jsonl_many([(d, p.source_file) for d, p, _ in jsonl], entity,
+                                    self.mapping.for_entity(entity.name),
                                     paths=[path for _, _, path in jsonl])
             for i, (_, part, _) in enumerate(jsonl):
                 if i in batch.errors:
