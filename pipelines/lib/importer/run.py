@@ -81,6 +81,10 @@ def import_file(home: CrmHome, entities: list[str], path: Path, mapping: str | N
                           started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     needs_store = any(contract.entity(n).in_store for n in names)
     store = _open_store(home, dry_run) if needs_store else None
+    if store is not None:
+        # rows are checked against the installation's vocabulary (stages, regions, currencies of crm.yaml)
+        # as `crm run` will check them, so an import never stores a row the next run would quarantine
+        store.contract = contract
     placed: Path | None = None  # the first landing copy of the file (others are hard-linked to it)
     try:
         refs = _References(home, contract, store)
