@@ -15,7 +15,7 @@ store = queries.operational_store()
 leads = queries.unassigned_leads(viewer)
 reps = edits.assignable_reps(viewer, store)
 load = edits.open_lead_load(store, reps)
-st.caption(f"{leads.height} open lead(s) without an owner; {len(reps)} rep(s) in {viewer.scope_label}.")
+st.caption(f"{leads.height} open lead(s) without an owner; {len(reps)} rep(s) in {plain(viewer.scope_label)}.")
 st.plotly_chart(charts.horizontal_bars(pl.DataFrame({"rep": list(load), "open_leads": list(load.values())}),
                                        "rep", "open_leads", "Open leads per rep now"), key="lead_load")
 table(leads, "unassigned_leads", height=240)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, queries
-from app.ui import deal_filters, money, page_viewer, table
+from app.ui import deal_filters, money, page_viewer, plain, table
 
 viewer = page_viewer()
 st.title("Overview")
@@ -12,7 +12,7 @@ months = st.segmented_control("Period", [1, 3, 6, 12], default=3, format_func=la
                               key="overview_months") or 3
 as_of = queries.as_of_date()
 st.caption(f"Data as of {as_of:%d %b %Y}; each figure compares the last {months} month(s) with the "
-           f"{months} month(s) before. Scope: {viewer.scope_label}.")
+           f"{months} month(s) before. Scope: {plain(viewer.scope_label)}.")
 
 figures = queries.kpis(viewer, months, filters)
 if not figures:

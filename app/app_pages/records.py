@@ -34,7 +34,7 @@ st.title("Records")
 entity = st.segmented_control("Record type", list(edits.EDITABLE), default="accounts", key="records_entity",
                               format_func=lambda e: edits.EDITABLE[e] + "s") or "accounts"
 label = edits.EDITABLE[entity]
-st.caption(f"Scope: {viewer.scope_label}." + ("" if viewer.can_write else " Read-only for your role."))
+st.caption(f"Scope: {plain(viewer.scope_label)}." + ("" if viewer.can_write else " Read-only for your role."))
 
 search = st.text_input(f"Search {label.lower()}s", key=f"records_search_{entity}",
                        placeholder="id" if viewer.masked else "id or name")
