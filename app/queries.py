@@ -709,6 +709,8 @@ def quarantine_rows(viewer: Viewer, limit: int = 200) -> pl.DataFrame:
     if viewer.role not in ("admin",):  # raw rejected values can carry anything: admins only
         keep = [c for c in frame.columns if c not in ("value", "raw", "raw_row", "row_json", "line_text")]
         frame = frame.select(keep)
+        if "message" in frame.columns:  # the message quotes the value: "(got '...')"
+            frame = frame.with_columns(pl.col("message").str.replace(r"\(got .*\)", "(value shown to admins only)"))
     return frame
 
 
