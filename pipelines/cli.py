@@ -331,7 +331,9 @@ def erase_cmd(
     actor: str = typer.Option("cli", "--actor", help="Who requested the erasure (kept in the audit log)."),
     home: Path = HomeOption,
 ) -> None:
-    """Erase a customer and their contacts everywhere (right to erasure); they stay out of later ingests."""
+    """Erase a customer and their contacts everywhere (right to erasure); they stay out of later ingests.
+
+    An interrupted erasure is finished by running the same command again."""
     from pipelines.lib.erasure import ErasureError, erase_customer
 
     target = _home(home)
@@ -340,8 +342,13 @@ def erase_cmd(
     except ErasureError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    if report.already_erased:
+        when = f" on {report.finished_at}" if report.finished_at else ""
+        console.print(f"Customer {customer} was already erased{when}; nothing of them is left to remove.")
+        return
     counts = ", ".join(f"{n} {entity}" for entity, n in report.records.items())
-    console.print(f"Erased customer {customer}: {counts}.")
+    verb = "Finished the interrupted erasure of" if report.resumed else "Erased"
+    console.print(f"{verb} customer {customer}: {counts}.")
     console.print(f"Removed {report.warehouse_rows} warehouse rows and {report.landing_rows} landing rows "
                   f"({len(report.landing_files)} files rewritten); published clean snapshot {report.snapshot}.")
     console.print(f"Audit entry recorded as {report.customer_hash[:16]}... (no personal data).")
