@@ -102,13 +102,15 @@ def backup_cmd(
 def restore_cmd(
     folder: Path = typer.Argument(..., help="A folder written by `crm backup`."),
     home: Path = HomeOption,
+    force: bool = typer.Option(False, "--force", help="Replace a home or operational store that already "
+                                                      "holds data (its rows are deleted first)."),
 ) -> None:
-    """Restore a backup into a fresh, empty home."""
+    """Restore a backup into a fresh, empty home (or, with --force, over one that holds data)."""
     from pipelines.lib.backup import BackupError, restore
 
     target = _home(home)
     try:
-        files = restore(folder, target)
+        files = restore(folder, target, force=force)
     except BackupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc

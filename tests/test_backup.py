@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import duckdb
@@ -115,3 +116,60 @@ def test_postgres_store_round_trip(tmp_path, postgres_url, monkeypatch):
     assert store.read_frame("accounts").equals(before)
     assert len(store.audit_rows()) == audit_before
     assert pl.read_parquet(tmp_path / "b" / "operational" / "accounts.parquet").height == 1
+
+
+def _account_ids(store: OperationalStore) -> list[str]:
+    return sorted(store.read_frame("accounts")["account_id"].to_list())
+
+
+@pytest.mark.postgres
+def test_restore_silently_overwrites_a_populated_postgresql_store(tmp_path, postgres_url, monkeypatch):
+    monkeypatch.setenv("CRM_OPERATIONAL_DB_URL", postgres_url)
+    home = CrmHome(tmp_path / "pg").ensure()
+    store = OperationalStore(home.operational_db_url)
+    store.migrate()
+    store.create("accounts", {**ACCOUNT, "account_id": "ACC-001", "account_name": "In the backup"}, "U1")
+    backup(home, tmp_path / "b")
+    store.create("accounts", {**ACCOUNT, "account_id": "ACC-002", "account_name": "Written after it"}, "U1")
+    audit_rows = len(store.audit_rows())
+
+    with pytest.raises(BackupError, match=r"postgresql operational store .* already holds data .*--force"):
+        restore(tmp_path / "b", CrmHome(tmp_path / "pg2"))
+    assert _account_ids(store) == ["ACC-001", "ACC-002"] and len(store.audit_rows()) == audit_rows
+
+    restore(tmp_path / "b", CrmHome(tmp_path / "pg2"), force=True)
+    assert _account_ids(store) == ["ACC-001"] and len(store.audit_rows()) == 1
+    store.create("accounts", {**ACCOUNT, "account_id": "ACC-003", "account_name": "After the restore"}, "U1")
+    store.dispose()
+
+
+def test_restore_refuses_a_populated_sqlite_store_unless_forced(tmp_path, capsys):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    home = _small_home(tmp_path / "home")
+    backup(home, tmp_path / "b")
+    store = OperationalStore(home.operational_db_url)
+    store.create("accounts", {**ACCOUNT, "account_id": "ACC-900", "account_name": "Written after it"}, "U1")
+    store.dispose()
+    # a home with only the store (no warehouse yet) is refused for the store alone
+    bare = CrmHome(tmp_path / "bare").ensure()
+    (bare.operational_db).write_bytes(home.operational_db.read_bytes())
+    with pytest.raises(BackupError, match=r"sqlite operational store .*operational.db already holds data"):
+        restore(tmp_path / "b", bare)
+
+    refused = CliRunner().invoke(app, ["restore", str(tmp_path / "b"), "--home", str(home.root)])
+    said = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert refused.exit_code == 1 and "already holds data" in said and "pass --force" in said
+    store = OperationalStore(home.operational_db_url)
+    assert len(_account_ids(store)) == 21
+    store.dispose()
+
+    forced = CliRunner().invoke(app, ["restore", str(tmp_path / "b"), "--home", str(home.root), "--force"])
+    assert forced.exit_code == 0, forced.output
+    store = OperationalStore(home.operational_db_url)
+    assert _account_ids(store) == [f"ACC-{i:03d}" for i in range(20)]
+    store.dispose()
+    assert [p.name for p in home.snapshots.glob("snapshot-*.duckdb")] == [
+        json.loads((tmp_path / "b" / "backup.json").read_text())["current_snapshot"]]

@@ -9,7 +9,9 @@ while the portal runs:
 - the warehouse is copied while holding a read-only DuckDB connection, which no writer can open alongside,
   so no pipeline run changes it mid-copy (a running pipeline makes the backup wait, then fail clearly);
 - snapshots are immutable once published, so a plain copy is consistent.
-`restore` refuses to overwrite a home that already has data, then rebuilds it from the folder.
+`restore` refuses a target that already holds data (a non-empty operational store, SQLite or
+PostgreSQL alike, or a warehouse) unless it is told to replace it (`force`, `crm restore --force`), then
+rebuilds the home from the folder.
 """
 
 from __future__ import annotations
@@ -143,8 +145,78 @@ def backup(home: CrmHome, folder: Path, wait_seconds: float = 120.0) -> BackupRe
     return BackupResult(folder, files, time.perf_counter() - start)
 
 
-def restore(folder: Path, home: CrmHome) -> dict[str, str]:
-    """Bring a backup back into a fresh home after checking every file's checksum."""
+def _store_kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.split(":///", 1)[1])
+
+
+#: Store tables that describe the data rather than hold it: a store with rows only there is empty.
+_BOOKKEEPING = ("schema_migrations", "store_changes")
+
+
+def store_rows(url: str) -> dict[str, int]:
+    """Tables of an operational store that hold rows, with their counts (schema bookkeeping aside).
+
+    A missing SQLite file or a freshly migrated store holds none; that is what `restore` may fill."""
+    if _store_kind(url) == "sqlite":
+        path = _sqlite_path(url)
+        if not path.exists():
+            return {}
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # names from the catalogue
+                      for t in tables if t not in _BOOKKEEPING}
+        finally:
+            con.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'").fetchall()]
+            counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # names from the catalogue
+                      for t in tables if t not in _BOOKKEEPING}
+    return {t: n for t, n in sorted(counts.items()) if n}
+
+
+def _refuse_populated(home: CrmHome, manifest: dict) -> None:
+    url = home.operational_db_url
+    kind = _store_kind(url)
+    if manifest["operational_store"] != kind:
+        raise BackupError(f"The backup holds a {manifest['operational_store']} operational store but "
+                          f"{home.root} uses {kind} (CRM_OPERATIONAL_DB_URL); restore into a home that uses "
+                          f"{manifest['operational_store']}.")
+    held = store_rows(url)
+    if held:
+        from pipelines.lib.store import OperationalStore
+
+        where = OperationalStore(url).display_url if kind == "postgresql" else str(_sqlite_path(url))
+        tables = ", ".join(f"{n} in {t}" for t, n in list(held.items())[:3])
+        raise BackupError(f"The {kind} operational store {where} already holds data ({tables}); restore into "
+                          "an empty store, or pass --force to replace its contents with the backup.")
+    if home.warehouse.exists():
+        raise BackupError(f"{home.root} already holds data ({home.warehouse.name}); restore into a new, "
+                          "empty home, or pass --force to replace it with the backup.")
+
+
+def _replace_file(source: Path, target: Path) -> None:
+    """Copy `source` over `target`, dropping the target's write-ahead files (they belong to the old file)."""
+    for suffix in (".wal", "-wal", "-shm", "-journal"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    shutil.copy2(source, target)
+
+
+def restore(folder: Path, home: CrmHome, force: bool = False) -> dict[str, str]:
+    """Bring a backup back into a home after checking every file's checksum.
+
+    The home must not hold data (see `_refuse_populated`) unless `force`, which replaces the store's rows,
+    the warehouse, the snapshots and the model artifacts with the backup's."""
     folder = folder.expanduser().resolve()
     manifest_path = folder / "backup.json"
     if not manifest_path.exists():
@@ -155,21 +227,25 @@ def restore(folder: Path, home: CrmHome) -> dict[str, str]:
         if not path.exists() or _sha256(path) != digest:
             raise BackupError(f"Backup file {path} is missing or damaged (checksum mismatch); "
                               "restore from another backup.")
-    for existing in (home.operational_db, home.warehouse):
-        if existing.exists():
-            raise BackupError(f"{home.root} already holds data ({existing.name}); restore into a new, empty home.")
+    if not force:
+        _refuse_populated(home, manifest)
     home.ensure()
     if manifest["operational_store"] == "sqlite":
         if (folder / "operational.db").exists():
-            shutil.copy2(folder / "operational.db", home.operational_db)
+            _replace_file(folder / "operational.db", _sqlite_path(home.operational_db_url))
     else:
         _restore_postgres(folder / "operational", home)
     warehouse = folder / "warehouse" / home.warehouse.name
     if warehouse.exists():
-        shutil.copy2(warehouse, home.warehouse)
+        _replace_file(warehouse, home.warehouse)
         wal = warehouse.with_name(warehouse.name + ".wal")
         if wal.exists():
             shutil.copy2(wal, home.warehouse.with_name(home.warehouse.name + ".wal"))
+    if force:
+        for old in home.snapshots.glob("snapshot-*.duckdb*"):
+            old.unlink()
+        (home.snapshots / "CURRENT").unlink(missing_ok=True)
+        shutil.rmtree(home.model_artifacts, ignore_errors=True)
     if manifest.get("current_snapshot"):
         shutil.copy2(folder / "snapshots" / manifest["current_snapshot"], home.snapshots / manifest["current_snapshot"])
         (home.snapshots / "CURRENT").write_text(manifest["current_snapshot"], encoding="utf-8")
@@ -186,15 +262,27 @@ def _restore_postgres(folder: Path, home: CrmHome) -> None:
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
+        # the target's rows go first, also in tables the backup lacks; `restore` only gets here for an
+        # empty store or with force
+        for (table,) in cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                                    "current_schema() AND table_type = 'BASE TABLE'").fetchall():
+            if table != "schema_migrations":
+                cur.execute(f'DELETE FROM "{_ident(table)}"')
         for path in sorted(folder.glob("*.parquet")):
             table = _ident(path.stem)
             if table == "schema_migrations":
                 continue
             frame = pl.read_parquet(path)
-            cur.execute(f'DELETE FROM "{table}"')
             with cur.copy(f'COPY "{table}" ({", ".join(frame.columns)}) FROM STDIN') as copy:
                 for row in frame.iter_rows():
                     copy.write_row(row)
+        # rows copied with their ids leave the sequences behind them (the change log's change_id):
+        # move each past its column's largest id, or the next write would collide with a restored one
+        serials = cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE "
+                              "table_schema = current_schema() AND column_default LIKE 'nextval(%'").fetchall()
+        for table, column in serials:
+            cur.execute(f'SELECT setval(pg_get_serial_sequence(%s, %s), '  # names from the catalogue
+                        f'coalesce((SELECT max("{column}") FROM "{table}"), 0) + 1, false)', (table, column))
         raw.commit()
     finally:
         raw.close()
