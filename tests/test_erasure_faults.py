@@ -95,27 +95,28 @@ def _copy(source_home, target: Path) -> CrmHome:
 
 
 def _byte_forms(needle: str) -> set[bytes]:
+    """The needle as bytes in UTF-8, UTF-16 (both byte orders) and Latin-1, in any letter case: ASCII-lowered,
+    so that searching the ASCII-lowered file finds every case variant (non-ASCII letters in both cases)."""
     forms = set()
-    for text in {needle, needle.lower(), needle.upper(), needle.casefold(), needle.title()}:
+    for text in {needle, needle.lower(), needle.upper(), needle.title()}:
         for encoding in ("utf-8", "utf-16-le", "utf-16-be", "latin-1"):
             with contextlib.suppress(UnicodeEncodeError):
-                forms.add(text.encode(encoding))
+                forms.add(text.encode(encoding).lower())
     return forms
 
 
 def _leftovers(home: CrmHome, needles: list[str]) -> list[str]:
     """Every file under the home (databases, their WALs, landing files, snapshots, logs, the journal) that
-    still holds a needle as bytes in UTF-8, UTF-16 or Latin-1 and common cases, plus DuckDB and SQLite
-    files whose live rows hold one (compressed strings are not plain bytes on disk)."""
+    still holds a needle as bytes, plus DuckDB files whose live rows hold one (DuckDB may store strings
+    compressed, so their bytes alone prove nothing)."""
     forms = {n: _byte_forms(n) for n in needles}
     hits = []
     for path in sorted(home.root.rglob("*")):
         if not path.is_file():
             continue
-        data = path.read_bytes()
-        lowered = data.lower()
+        lowered = path.read_bytes().lower()
         hits += [f"{path.relative_to(home.root)} (bytes): {n}" for n, fs in forms.items()
-                 if any(f in data or f.lower() in lowered for f in fs)]
+                 if any(f in lowered for f in fs)]
         if path.suffix == ".duckdb":
             hits += [f"{path.relative_to(home.root)} {where}" for where in _duckdb_hits(path, needles)]
     return hits
