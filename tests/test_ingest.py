@@ -203,11 +203,11 @@ def test_store_is_read_incrementally_and_newer_version_wins(small_home: CrmHome)
     store.update("accounts", "ACC-2", {"account_name": "Beta Renamed"}, current["version"], actor="U-2")
     results = {r.entity: r for r in ingest_all(small_home, entities=["accounts", "contacts"])}
     store_src = next(s for s in results["accounts"].sources if s.source_file == "store:accounts")
-    assert store_src.rows_read == 3  # rows at the old watermark (>=) plus the edit
-    assert results["contacts"].sources[0].rows_read == 2  # contacts watermark: both rows share it
+    assert store_src.rows_read == 1  # the change log names the edited row only
+    assert results["contacts"].sources[0].rows_read == 0  # no contact changed
     again = {r.entity: r for r in ingest_all(small_home, entities=["accounts"])}
     store_src = next(s for s in again["accounts"].sources if s.source_file == "store:accounts")
-    assert store_src.rows_read == 1  # only the edited row is at or after the new watermark
+    assert store_src.rows_read == 0  # nothing changed since the last read
     con = duckdb.connect(str(small_home.warehouse), read_only=True)
     try:
         assert con.execute("SELECT account_name, count(*) OVER () FROM raw.accounts WHERE account_id = 'ACC-2'"
@@ -218,18 +218,17 @@ def test_store_is_read_incrementally_and_newer_version_wins(small_home: CrmHome)
 
 
 def test_store_frame_reader_matches_the_stores_own_read_frame(small_home: CrmHome):
-    from datetime import datetime
-
     from pipelines.contract import load_contract
     from pipelines.lib.ingest.store_source import read_store_frame
 
     store = OperationalStore(small_home.operational_db_url)
+    before_edit = store.change_position()
     current = store.get("accounts", "ACC-2")
     store.update("accounts", "ACC-2", {"account_name": "Edited", "employees": 12}, current["version"], actor="U-1")
     for entity in load_contract().store_entities:
-        for since in (None, datetime(2026, 1, 2, 10)):
+        for since in (None, 1, before_edit):
             assert read_store_frame(store, entity, since).equals(store.read_frame(entity.name, since=since))
-    assert read_store_frame(store, load_contract().entity("accounts"), datetime(2026, 1, 2, 10, 0, 1)).height == 1
+    assert read_store_frame(store, load_contract().entity("accounts"), before_edit).height == 1
     store.dispose()
 
 

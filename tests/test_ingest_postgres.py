@@ -35,9 +35,18 @@ def test_store_entities_are_ingested_from_postgresql_incrementally(tmp_path: Pat
         finally:
             con.close()
 
-        # incremental: only rows at or after the watermark come back (the edited account)
+        # incremental: the change log brings the account edited since (plus, while some other transaction
+        # on the server is open, what changed after it began: read again, loaded once)
+        row = store.get("accounts", "ACC-2")
+        store.update("accounts", "ACC-2", {"account_name": "Beta from Postgres"}, row["version"], actor="U-1")
         second = {r.entity: r for r in ingest_all(home, entities=["accounts"], store_url=postgres_url)}
-        assert next(s for s in second["accounts"].sources if s.source_file == "store:accounts").rows_read == 1
+        assert next(s for s in second["accounts"].sources if s.source_file == "store:accounts").rows_read >= 1
+        con = duckdb.connect(str(home.warehouse), read_only=True)
+        try:
+            assert con.execute("SELECT account_name, count(*) OVER () FROM raw.accounts "
+                               "WHERE account_id = 'ACC-2'").fetchall() == [("Beta from Postgres", 1)]
+        finally:
+            con.close()
         # the column-wise store reader renders PostgreSQL values exactly like the store's read_frame
         from pipelines.contract import load_contract
         from pipelines.lib.ingest.store_source import read_store_frame

@@ -42,7 +42,7 @@ from pipelines.generate.service import build_contracts, build_tasks, build_ticke
 from pipelines.generate.vocabulary import write_demo_settings
 from pipelines.generate.writers import export_frame, write_csv, write_landing
 from pipelines.lib.home import CrmHome
-from pipelines.lib.store import OperationalStore
+from pipelines.lib.store import OperationalStore, store_location
 
 #: Landing layout: entity -> (format, file name expression over the typed frame).
 LANDING: dict[str, tuple[str, Callable[[], pl.Expr]]] = {
@@ -73,6 +73,7 @@ class GenerationReport:
     files: dict[str, int]
     faults: int
     timings: dict[str, float] = field(default_factory=dict)
+    store: str = ""  # where the store rows went: the SQLite file, or the URL with its password masked
 
 
 def simulate(customers: int, seed: int, years: float) -> dict:
@@ -214,6 +215,7 @@ def generate_home(home: CrmHome, customers: int, seed: int, dirty: float = 0.0, 
     faults = step("writing ground truth", write_truth)
     seconds = round(time.perf_counter() - started, 1)
     report = GenerationReport(home=home.root, seconds=seconds, store_rows=store_rows, landing_rows=landing_rows,
+                              store=store_location(home.operational_db_url),
                               files=files, faults=faults, timings=timings)
     _print_report(console, report)
     return report
@@ -226,7 +228,7 @@ def _print_report(console: Console, report: GenerationReport) -> None:
     table.add_column("rows", justify="right")
     table.add_column("files", justify="right")
     for name, rows in report.store_rows.items():
-        table.add_row(name, "operational.db", f"{rows:,}", "")
+        table.add_row(name, "operational store", f"{rows:,}", "")
     for name, rows in report.landing_rows.items():
         n_files = sum(1 for f in report.files if f.split("/", 1)[0] == name)
         table.add_row(name, f"landing/{name}/", f"{rows:,}", f"{n_files:,}")
@@ -234,6 +236,6 @@ def _print_report(console: Console, report: GenerationReport) -> None:
     console.print(table)
     total = sum(report.store_rows.values()) + sum(report.landing_rows.values())
     console.print(f"{total:,} rows in {report.seconds:.1f}s. Landing files: {report.home / 'landing'}; "
-                  f"operational store: {report.home / 'operational.db'}; "
+                  f"operational store: {report.store}; "
                   f"ground truth: {report.home / 'ground_truth'}")
 

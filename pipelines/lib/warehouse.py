@@ -77,6 +77,17 @@ LANDING_FILES_COLUMNS: dict[str, str] = {
     "loaded_at": "TIMESTAMP",
 }
 
+#: How far each entity has read the operational store's change log (pipelines/lib/store, docs/store-changes.md):
+#: every change below `position` of the store `store` (its URL, password masked) is in raw. Written in the
+#: transaction of the load it stands for.
+STORE_CURSOR_COLUMNS: dict[str, str] = {
+    "entity": "VARCHAR",
+    "store": "VARCHAR",
+    "position": "BIGINT",
+    "batch_id": "VARCHAR",
+    "loaded_at": "TIMESTAMP",
+}
+
 
 class WarehouseLockedError(OSError):
     """Another process holds the warehouse file; transient, so the caller should retry later."""
@@ -165,7 +176,8 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
     contract = load_contract()
-    wanted = set(contract.entities) | {"_quarantine", "_load_log", "_landing_files", "_quarantine_log"}
+    wanted = set(contract.entities) | {"_quarantine", "_load_log", "_landing_files", "_store_cursor",
+                                       "_quarantine_log"}
     if wanted <= existing:
         return
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
@@ -175,3 +187,4 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     _create(con, raw_table("_quarantine_log"), QUARANTINE_LOG_COLUMNS)
     _create(con, raw_table("_load_log"), LOAD_LOG_COLUMNS)
     _create(con, raw_table("_landing_files"), LANDING_FILES_COLUMNS)
+    _create(con, raw_table("_store_cursor"), STORE_CURSOR_COLUMNS)

@@ -49,6 +49,7 @@ class LoadPlan:
     days: list[date] | None = None     # day-partitioned: the days replaced
     batch_id: str | None = None        # the batch writing: named in raw._quarantine_log
     written_at: datetime | None = None
+    store_cursor: tuple[str, int] | None = None  # (store, change position) the store rows were read up to
 
 
 def _frame(rows: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
@@ -110,10 +111,25 @@ def write_plan(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
             con.execute(f"INSERT INTO {lf} ({names}) SELECT {names} FROM __files AS n WHERE NOT EXISTS "  # noqa: S608
                         f"(SELECT 1 FROM {lf} AS f WHERE f.entity = n.entity AND f.source_file = n.source_file)")
             con.unregister("__files")
+        if plan.store_cursor is not None:  # the change-log position moves with the rows it stands for
+            _set_store_cursor(con, plan)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _set_store_cursor(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:
+    """Keep the change-log position the entity's store rows are now complete up to (unchanged: untouched)."""
+    store, position = plan.store_cursor
+    table = raw_table("_store_cursor")
+    con.execute(f"DELETE FROM {table} WHERE entity = ? AND (store <> ? OR position <> ?)",  # noqa: S608
+                [plan.entity.name, store, position])
+    con.execute(f"INSERT INTO {table} (entity, store, position, batch_id, loaded_at) "  # noqa: S608
+                f"SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE entity = ?)",
+                [plan.entity.name, store, position, plan.batch_id,
+                 plan.written_at or datetime.now(UTC).replace(tzinfo=None),
+                 plan.entity.name])
 
 
 def _replace_quarantine(con: duckdb.DuckDBPyConnection, plan: LoadPlan) -> None:

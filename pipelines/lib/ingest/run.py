@@ -1,8 +1,9 @@
 """Ingest one entity (or all of them) from its sources into `raw`: the function the Dagster assets wrap.
 
-Sources of an entity: the operational store (read incrementally from the `updated_at` watermark of the
-rows it already delivered) and/or the files in `landing/<entity>/` sorted by name. A landing file whose
-sha256 is the one last loaded is skipped (`skipped_unchanged`); a changed file is read again in full.
+Sources of an entity: the operational store (read incrementally by its change log, from the position kept
+in `raw._store_cursor` with the load it stands for; docs/store-changes.md) and/or the files in
+`landing/<entity>/` sorted by name. A landing file whose sha256 is the one last loaded is skipped
+(`skipped_unchanged`); a changed file is read again in full.
 Day-partitioned entities (interactions) read `landing/interactions/YYYY-MM-DD.<ext>` and replace whole
 days, a chunk of days per transaction. Reading runs one chunk ahead of checking and writing, in a thread.
 """
@@ -107,6 +108,7 @@ class _Part:
     mtime_ns: int | None = None
     shared_rows: int = 0  # rows of this file held in a frame shared with other files (JSON Lines batch)
     recheck_ids: list[str] = field(default_factory=list)  # store part: quarantined ids read again by id
+    store_cursor: tuple[str, int] | None = None  # store part: (store, change position) it was read up to
 
     @property
     def rows_read(self) -> int:
@@ -255,10 +257,15 @@ class Ingestor:
         if self._store is not None:
             self._store.dispose()
 
-    def _watermark(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
-        return con.execute(
-            f"SELECT max({quote_ident(entity.updated_at)}) FROM {raw_table(entity)} "  # noqa: S608
-            "WHERE _source = 'store'").fetchall()[0][0]
+    def _watermark(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> int | None:
+        """The store change-log position the entity's raw rows are complete up to; None: read everything.
+
+        Not `max(updated_at)`: that is stamped before commit, so an edit committing after a later-stamped
+        one had been loaded would fall below it for good. A position kept for another store (the URL
+        changed) does not count."""
+        rows = con.execute(f"SELECT position FROM {raw_table('_store_cursor')} "  # noqa: S608
+                           "WHERE entity = ? AND store = ?", [entity.name, self.store.display_url]).fetchall()
+        return rows[0][0] if rows else None
 
     def _known_files(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, tuple[str, int, int]]:
         """Landing files last loaded: path -> (sha256, size, mtime_ns)."""
@@ -392,11 +399,13 @@ class Ingestor:
         entity = self.contract.entity(entity_name)
         opened = _Opened(entity, _now())
         if entity.in_store and self.store is not None:
-            since = None if force else self._watermark(con, entity)
+            position = self.store.change_position()  # taken first: what commits meanwhile is read again
+            since = None if force or position is None else self._watermark(con, entity)
             frame = read_store_frame(self.store, entity, since)
             frame, recheck = self._with_quarantined_store_rows(con, entity, frame)
             opened.store_part = _Part("store", f"store:{entity.name}",
-                                      FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))))
+                                      FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))),
+                                      store_cursor=None if position is None else (self.store.display_url, position))
             opened.store_part.recheck_ids = recheck
         wanted_days = set(days) if days is not None else None
         candidates: list[tuple[Path, _Part]] = []
@@ -618,7 +627,8 @@ class Ingestor:
             landing_files=landing, batch_id=self.batch_id, written_at=now,
             replace_quarantine_files=[p.source_file for p in parts if p.source == "landing"],
             replace_quarantine_ids=store_ids or [],
-            store_file=f"store:{entity.name}" if entity.in_store else None, days=days))
+            store_file=f"store:{entity.name}" if entity.in_store else None, days=days,
+            store_cursor=next((p.store_cursor for p in parts if p.store_cursor), None)))
 
 
 def ingest_all(home: CrmHome, batch_id: str | None = None, entities: Iterable[str] | None = None,

@@ -5,6 +5,9 @@ ten million calls and the largest single cost of a full ingest. `read_store_fram
 through the same driver connection and converts each column with polars, falling back to the store's
 own per-value rendering (`_as_text`) for a column whose values are not all of one type. The text it
 returns is the text `read_frame` returns (tests compare the two on SQLite and PostgreSQL).
+
+Which rows are read is the store's business (`OperationalStore.select_changed`: all of them, or those
+changed at or after a change-log position), so both readers run the very same query.
 """
 
 from __future__ import annotations
@@ -15,20 +18,6 @@ import polars as pl
 
 from pipelines.contract import Entity
 from pipelines.lib.store import OperationalStore, _as_text
-
-
-def _store_query(store: OperationalStore, entity: Entity, since: datetime | None) -> tuple[str, tuple]:
-    where, params = "", ()
-    if since is not None:
-        if store.dialect == "sqlite":  # ISO text with 'T' or ' ': compare as datetimes
-            where = f" WHERE datetime({entity.updated_at}) >= datetime(?)"
-            params = (since.isoformat(sep=" ", timespec="seconds"),)
-        else:
-            where = f" WHERE {entity.updated_at} >= %s"
-            params = (since,)
-    columns = ", ".join(entity.column_names)
-    sql = f"SELECT {columns} FROM {entity.name}{where} ORDER BY {entity.primary_key}"  # noqa: S608 - contract names
-    return sql, params
 
 
 def _column_text(values: tuple, boolean: bool) -> pl.Series:
@@ -50,16 +39,42 @@ def _column_text(values: tuple, boolean: bool) -> pl.Series:
     return pl.Series([_as_text(v) for v in values], dtype=pl.String)
 
 
-def read_store_frame(store: OperationalStore, entity: Entity, since: datetime | None = None) -> pl.DataFrame:
-    """Rows of a store table as text columns (the shape of `OperationalStore.read_frame`)."""
-    sql, params = _store_query(store, entity, since)
+def read_store_frame(store: OperationalStore, entity: Entity, since: int | None = None) -> pl.DataFrame:
+    """Rows of a store table as text columns (the shape of `OperationalStore.read_frame`); with `since`
+    (a position from `OperationalStore.change_position`) only the rows changed at or after it."""
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
-        cur.execute(sql, params)
+        store.select_changed(cur, entity, since)
         rows = cur.fetchall()
     finally:
         raw.close()
+    return _text_frame(entity, rows)
+
+
+#: Ids per `IN (...)` list (well below SQLite's limit on bound parameters).
+_IDS_PER_QUERY = 500
+
+
+def read_store_rows(store: OperationalStore, entity: Entity, ids: list[str]) -> pl.DataFrame:
+    """The store rows with these ids (those that still exist), as `read_store_frame` renders them."""
+    mark = "?" if store.dialect == "sqlite" else "%s"
+    rows: list[tuple] = []
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = list(ids[start:start + _IDS_PER_QUERY])
+            cur.execute(f"SELECT {', '.join(entity.column_names)} FROM {entity.name} "  # noqa: S608 - contract names
+                        f"WHERE {entity.primary_key} IN ({', '.join([mark] * len(chunk))}) "
+                        f"ORDER BY {entity.primary_key}", chunk)
+            rows.extend(cur.fetchall())
+    finally:
+        raw.close()
+    return _text_frame(entity, rows)
+
+
+def _text_frame(entity: Entity, rows: list[tuple]) -> pl.DataFrame:
     names = entity.column_names
     if not rows:
         return pl.DataFrame(schema={c: pl.String for c in names})

@@ -1,9 +1,14 @@
 """The operational store: the system of record for editable CRM entities (ARCHITECTURE.md point 3).
 
-SQLite (WAL mode) by default, PostgreSQL by URL; the same migrations create the same schema in both.
-Every row carries `version` (optimistic lock) and `updated_at`; every change made through `create`,
-`update` or `archive` writes its audit row in the same transaction, and an update whose expected
+SQLite (WAL mode) by default, PostgreSQL by URL; the same migrations create the same schema in both
+(a migration named `NNNN_name.sqlite.sql` / `NNNN_name.postgresql.sql` is the one dialect's version of
+`NNNN_name`). Every row carries `version` (optimistic lock) and `updated_at`; every change made through
+`create`, `update` or `archive` writes its audit row in the same transaction, and an update whose expected
 version is no longer current is refused with `StaleEditError` instead of overwriting someone's save.
+
+Every write also notes the changed record in the change log `store_changes`, in the same transaction
+(`record_changes`); ingestion reads the store by that log, not by `updated_at`, because `updated_at` is
+stamped before commit and commit order is what decides what a reader has seen (docs/store-changes.md).
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ from pipelines.lib.store.validation import RecordValidationError, validate_recor
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
-__all__ = ["OperationalStore", "StaleEditError", "RecordValidationError", "RecordNotFoundError"]
+#: The change log every write path appends to (see `OperationalStore.record_changes`).
+CHANGES_TABLE = "store_changes"
+
+__all__ = ["OperationalStore", "StaleEditError", "RecordValidationError", "RecordNotFoundError",
+           "mask_password", "store_location"]
 
 
 class StaleEditError(RuntimeError):
@@ -41,6 +50,19 @@ def _sqlalchemy_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def mask_password(url: str) -> str:
+    """The URL with any password replaced by `***` (in the user part and in a `password=` parameter)."""
+    masked = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", masked)
+
+
+def store_location(url: str) -> str:
+    """Where a store URL writes, for people: the SQLite file's path, or the URL with the password masked."""
+    if url.startswith("sqlite:///"):
+        return url.split(":///", 1)[1]
+    return mask_password(url)
 
 
 def _now() -> datetime:
@@ -81,11 +103,12 @@ class OperationalStore:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.contract = load_contract()
+        self._has_change_log = False  # known once seen (a store never loses its change log)
 
     @property
     def display_url(self) -> str:
         """The URL without a password, for messages."""
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
+        return mask_password(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -99,15 +122,15 @@ class OperationalStore:
                 "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
             ))
             done = {row[0] for row in conn.execute(text("SELECT name FROM schema_migrations"))}
-        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-            if path.stem in done:
+        for name, path in _migrations(self.dialect):
+            if name in done:
                 continue
             with self.engine.begin() as conn:
                 for statement in _split_sql(path.read_text(encoding="utf-8")):
                     conn.execute(text(statement))
                 conn.execute(text("INSERT INTO schema_migrations (name, applied_at) VALUES (:n, :t)"),
-                             {"n": path.stem, "t": _now()})
-            applied.append(path.stem)
+                             {"n": name, "t": _now()})
+            applied.append(name)
         return applied
 
     def table_columns(self, table: str) -> list[str]:
@@ -123,24 +146,26 @@ class OperationalStore:
 
     # --- bulk paths (generator, restore) ------------------------------------------------------------
     def bulk_insert(self, entity_name: str, frame: pl.DataFrame) -> int:
-        """Insert many rows at once (version 1, no audit): for loading an initial data set only."""
+        """Insert many rows at once (version 1, no audit): for loading an initial data set only.
+
+        The change log gets one whole-table entry (`record_changes(..., None)`), stamped with the newest
+        `updated_at` of the rows, so the same data set gives the same store file."""
         entity = self.contract.entity(entity_name)
         columns = [c for c in entity.column_names if c in frame.columns]
         rows = _python_rows(frame.select(columns), entity)
         placeholders = ", ".join(["?" if self.dialect == "sqlite" else "%s"] * len(columns))
         sql = f"INSERT INTO {_ident(entity.name)} ({', '.join(columns)}) VALUES ({placeholders})"
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
+        newest = (frame.get_column(entity.updated_at).max()
+                  if entity.updated_at in frame.columns and frame.height else None)
+        with self.engine.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
             if self.dialect == "postgresql":
                 with cur.copy(f"COPY {_ident(entity.name)} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             else:
                 cur.executemany(sql, rows)
-            raw.commit()
-        finally:
-            raw.close()
+            self.record_changes(conn, entity.name, None, changed_at=_jsonable(newest) if newest else None)
         return frame.height
 
     def upsert_many(self, entity_name: str, frame: pl.DataFrame, actor: str, source: str, *,
@@ -156,33 +181,97 @@ class OperationalStore:
         return upsert_frame(self, self.contract.entity(entity_name), frame, actor, source,
                             dry_run=dry_run, pending_ids=pending_ids)
 
-    def read_frame(self, entity_name: str, since: datetime | None = None) -> pl.DataFrame:
+    def read_frame(self, entity_name: str, since: int | None = None) -> pl.DataFrame:
         """Rows of an entity as text columns, the shape landing files have, for ingestion.
 
-        With `since`, only rows whose `updated_at` column is at or after it (the incremental watermark;
-        `>=` so a row saved in the same second as the last load is not missed, the upsert is idempotent).
-        """
+        With `since` (a change position from `change_position`), only the rows changed at or after it;
+        see `select_changed`."""
         entity = self.contract.entity(entity_name)
         columns = entity.column_names
-        where, params = "", ()
-        if since is not None:
-            if self.dialect == "sqlite":  # stored as ISO text with 'T' or ' ': compare as datetimes
-                where = f" WHERE datetime({entity.updated_at}) >= datetime(?)"
-                params = (since.isoformat(sep=" ", timespec="seconds"),)
-            else:
-                where = f" WHERE {entity.updated_at} >= %s"
-                params = (since,)
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute(f"SELECT {', '.join(columns)} FROM {_ident(entity.name)}{where} "
-                        f"ORDER BY {entity.primary_key}", params)
+            self.select_changed(cur, entity, since)
             booleans = [entity.column(c).type == "boolean" for c in columns]
             data = [[_as_text(bool(v) if flag and v is not None else v) for v, flag in zip(row, booleans, strict=True)]
                     for row in cur.fetchall()]
         finally:
             raw.close()
         return pl.DataFrame(data, schema={c: pl.String for c in columns}, orient="row")
+
+    # --- change log ---------------------------------------------------------------------------------
+    def record_changes(self, conn: Connection, entity_name: str, record_ids: Iterable[str] | None,
+                       changed_at: Any = None) -> None:
+        """Note in the change log that records of `entity_name` changed; part of the caller's transaction.
+
+        EVERY write to the table of a contract entity calls this on the connection of the write, inside
+        the same transaction, once the rows are written: `create`, `update`, `archive`, the stage event of
+        `_after_change`, `bulk_insert`, and any new bulk path (an upsert of many records passes the ids it
+        inserted or updated). Ingestion reads the store by this log alone: a write that does not call it
+        reaches the warehouse only with the next full read.
+
+        `record_ids=None` writes one entry meaning "any row of the table may have changed"; the next
+        ingest then reads the whole table (what a first load costs) instead of the log growing by one row
+        per record of a bulk load. `changed_at` defaults to now; it is for people reading the log, the
+        order that matters is the log's position (docs/store-changes.md).
+        """
+        stamp = changed_at if changed_at is not None else _now()
+        ids = [None] if record_ids is None else list(dict.fromkeys(record_ids))
+        if not ids:
+            return
+        conn.execute(text(f"INSERT INTO {CHANGES_TABLE} (entity, record_id, changed_at) VALUES (:e, :r, :t)"),
+                     [{"e": entity_name, "r": record_id, "t": stamp} for record_id in ids])
+
+    def change_position(self) -> int | None:
+        """The change-log position below which every change is committed: ingestion's next cursor.
+
+        None when the store has no change log yet (not migrated since it came): read it whole each time.
+
+        Take it BEFORE reading the rows it stands for; whatever commits meanwhile is read again next time.
+        SQLite serialises writers, so its autoincrement `change_id`s are handed out in commit order and the
+        position is the last one plus one. PostgreSQL hands out ids (and transaction ids) before commit, so
+        a later id can be visible while an earlier one is still open: there the position is the oldest
+        transaction id still running (`pg_snapshot_xmin`), and entries are compared by their `txid`.
+        """
+        if not self._has_change_log:
+            self._has_change_log = bool(self.table_columns(CHANGES_TABLE))
+            if not self._has_change_log:
+                return None
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                sql = f"SELECT coalesce(max(change_id), 0) + 1 FROM {CHANGES_TABLE}"
+            else:
+                sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            return int(conn.exec_driver_sql(sql).scalar_one())
+
+    def select_changed(self, cursor: Any, entity: Entity, since: int | None) -> None:
+        """Run, on a DB-API `cursor`, the SELECT of an entity's rows that ingestion reads (ordered by id).
+
+        `since=None`: every row. Otherwise the rows with a change-log entry at or after position `since`;
+        every row when the log holds a whole-table entry there, or when `since` lies beyond anything this
+        store has handed out (a cursor kept for another or a rebuilt database: reading everything is safe,
+        the warehouse upsert leaves identical rows alone).
+        """
+        table, pk = _ident(entity.name), entity.primary_key
+        select = f"SELECT {', '.join(entity.column_names)} FROM {table}"
+        order = f" ORDER BY {pk}"
+        if since is None:
+            cursor.execute(select + order)
+            return
+        if self.dialect == "sqlite":
+            position, mark = "change_id", "?"
+            horizon = f"(SELECT coalesce(max(change_id), 0) + 1 FROM {CHANGES_TABLE})"
+        else:
+            position, mark = "txid", "%s"
+            horizon = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+        changed = f"FROM {CHANGES_TABLE} WHERE entity = {mark} AND {position} >= {mark}"
+        cursor.execute(f"SELECT {mark} > {horizon}, EXISTS (SELECT 1 {changed} AND record_id IS NULL)",
+                       (since, entity.name, since))
+        beyond, whole_table = cursor.fetchone()
+        if beyond or whole_table:
+            cursor.execute(select + order)
+        else:
+            cursor.execute(f"{select} WHERE {pk} IN (SELECT record_id {changed}){order}", (entity.name, since))
 
     # --- record editing -----------------------------------------------------------------------------
     @contextmanager
@@ -220,6 +309,7 @@ class OperationalStore:
                               f"VALUES ({', '.join(':' + c for c in cols)}, 1)"), clean)
             after = self.get(entity.name, clean[entity.primary_key], conn)
             self._audit(conn, actor, "create", entity, clean[entity.primary_key], None, after)
+            self.record_changes(conn, entity.name, [clean[entity.primary_key]])
             self._after_change(conn, entity, None, after, actor)
         return after
 
@@ -251,6 +341,7 @@ class OperationalStore:
                 )
             after = self.get(entity.name, record_id, conn)
             self._audit(conn, actor, action, entity, record_id, before, after)
+            self.record_changes(conn, entity.name, [record_id])
             self._after_change(conn, entity, before, after, actor)
         return after
 
@@ -298,18 +389,21 @@ class OperationalStore:
         })
 
     def _after_change(self, conn: Connection, entity: Entity, before: dict | None, after: dict, actor: str) -> None:
-        """A deal whose stage changes records a stage event, so funnel history stays complete."""
+        """A deal whose stage changes records a stage event (and its change-log entry), so funnel history
+        stays complete."""
         if entity.name != "opportunities":
             return
         from_stage = before["stage"] if before else None
         if from_stage == after["stage"]:
             return
+        event_id = f"SE-{uuid.uuid4().hex[:16]}"
         conn.execute(text(
             "INSERT INTO opportunity_stage_history "
             "(stage_event_id, opportunity_id, from_stage, to_stage, changed_at, changed_by_user_id, version) "
             "VALUES (:id, :opp, :f, :t, :at, :by, 1)"
-        ), {"id": f"SE-{uuid.uuid4().hex[:16]}", "opp": after["opportunity_id"], "f": from_stage,
+        ), {"id": event_id, "opp": after["opportunity_id"], "f": from_stage,
             "t": after["stage"], "at": after["updated_at"], "by": actor if actor.startswith("U") else None})
+        self.record_changes(conn, "opportunity_stage_history", [event_id])
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -328,6 +422,17 @@ def _ident(name: str) -> str:
     if not _IDENT.match(name):
         raise ValueError(f"not a valid table name: {name!r}")
     return name
+
+
+def _migrations(dialect: str) -> list[tuple[str, Path]]:
+    """(name, file) of the migrations for a dialect, in order: `NNNN_name.sql` for both dialects,
+    `NNNN_name.<dialect>.sql` for one (both dialects' files of a name are one migration)."""
+    out = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        name, _, only = path.name.removesuffix(".sql").partition(".")
+        if not only or only == dialect:
+            out.append((name, path))
+    return out
 
 
 def _split_sql(script: str) -> list[str]:
