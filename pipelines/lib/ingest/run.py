@@ -6,6 +6,10 @@ in `raw._store_cursor` with the load it stands for; docs/store-changes.md) and/o
 (`skipped_unchanged`); a changed file is read again in full.
 Day-partitioned entities (interactions) read `landing/interactions/YYYY-MM-DD.<ext>` and replace whole
 days, a chunk of days per transaction. Reading runs one chunk ahead of checking and writing, in a thread.
+
+Quarantined rows are looked at again on every run (docs/quarantine.md): store rows in quarantine are read
+again by id, and an unchanged landing file is read again when it holds rows quarantined because of a
+reference that may resolve now. Landing files that are not read are named in the load log, once per batch.
 """
 
 from __future__ import annotations
