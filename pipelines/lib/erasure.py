@@ -185,11 +185,14 @@ def _landing_files(home: CrmHome, entity: str) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _text_rows(path: Path) -> Iterator[tuple[int, dict | None, str, bool]]:
-    """(line number as ingestion counts it, record or None, the line, whether the line parsed cleanly)."""
+def _text_rows(path: Path, only: set[int] | None = None) -> Iterator[tuple[int, dict | None, str, bool]]:
+    """(line number as ingestion counts it, record or None, the line, whether the line parsed cleanly);
+    with `only`, just those lines are parsed (a CSV header always is)."""
     suffix = path.suffix.lower()
     header: list[str] | None = None
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if only is not None and number not in only and not (suffix == ".csv" and header is None):
+            continue
         line = raw.decode("utf-8", errors="replace")
         if suffix == ".csv":
             fields = next(csv.reader(io.StringIO(line)), [])
@@ -213,9 +216,10 @@ def _checks_for(ent: Entity, ids: dict[str, set[str]]) -> list[tuple[str, str]]:
 
 
 def _file_hits(path: Path, checks: list[tuple[str, str]], ids: dict[str, set[str]],
-               keys: PersonKeys | None) -> list[int]:
+               keys: PersonKeys | None, only: set[int] | None = None) -> list[int]:
     """Line numbers (as ingestion counts them) of the rows in a landing file that are the person's: they
     carry an erased id in their key or a reference, or (`keys`) the person's email, phone or name-with-city.
+    With `only`, just those lines are looked at.
     """
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -225,18 +229,20 @@ def _file_hits(path: Path, checks: list[tuple[str, str]], ids: dict[str, set[str
             if col in frame.columns:
                 mask = mask | pl.col(col).cast(pl.String).is_in(sorted(ids[target]))
         hits = set(frame.with_row_index("__i").filter(mask.fill_null(False))["__i"].to_list())
+        if only is not None:
+            hits &= {line - 1 for line in only}
         if keys:
             personal = [c for c in ("account_name", "first_name", "last_name", "email", "phone", "city")
                         if c in frame.columns]
             for i, record in enumerate(frame.select(personal).iter_rows(named=True)):
-                if keys.matches_record(record):
+                if (only is None or i + 1 in only) and keys.matches_record(record):
                     hits.add(i)
         return sorted(i + 1 for i in hits)
     if suffix not in TEXT_SUFFIXES:
         return []
     every_id = None
     hits = []
-    for number, record, line, clean in _text_rows(path):
+    for number, record, line, clean in _text_rows(path, only):
         record = record or {}
         by_id = any(record.get(col) is not None and str(record[col]) in ids[target] for col, target in checks)
         if by_id or (keys and (keys.matches_record(record) or keys.matches_text(line))):
@@ -453,14 +459,16 @@ def _erase_quarantine(con: duckdb.DuckDBPyConnection, home: CrmHome, ids: dict[s
         return 0
     personal = {e.name for e in _personal_entities(contract)}
     places: list[tuple[str, int]] = []
-    for entity, source_file in con.execute(
-            "select distinct entity, source_file from raw._quarantine "
-            "where source_file is not null and source_file not like 'store:%' order by 1, 2").fetchall():
+    for entity, source_file, quarantined in con.execute(
+            "select entity, source_file, list(distinct source_line) from raw._quarantine "
+            "where source_file is not null and source_line is not null and source_file not like 'store:%' "
+            "group by all order by 1, 2").fetchall():
         path = home.landing / source_file
         if entity not in contract.entities or not path.is_file():
             continue
         ent = contract.entity(entity)
-        lines = _file_hits(path, _checks_for(ent, ids), ids, keys if entity in personal else None)
+        lines = _file_hits(path, _checks_for(ent, ids), ids, keys if entity in personal else None,
+                           only=set(quarantined))
         places += [(source_file, line) for line in lines]
     rowids = [r for r, value in con.execute(
         "select rowid, value from raw._quarantine where value is not null").fetchall() if keys.matches_text(value)]
