@@ -44,6 +44,8 @@ class Column(BaseModel):
     name: str
     type: ColumnType
     required: bool
+    #: a required column that may be empty when this other column of the row has a value
+    required_unless: str | None = None
     allowed: list[str] | None = None
     #: the installation's vocabulary that sets `allowed` (crm.yaml: stages, currency or a dimension)
     vocabulary: str | None = None

@@ -50,9 +50,12 @@ The platform reads two kinds of source:
   content is quarantined as `duplicate_id`.
 - Foreign keys (column *references* below) must name an id that exists in the target entity, in any source.
 
-## Column mapping: exports with other headers
-Put `$CRM_HOME/landing/column_mapping.yaml` beside the files to rename headers and fill constant values, per
-entity, without editing the export:
+## Column mapping: exports of another shape
+Put `$CRM_HOME/landing/column_mapping.yaml` beside the files to describe, per entity, how your export differs
+from the contract, without editing the export. Every key is optional; an entity without a section is read
+with the contract's own column names. Each section is checked on its own: a section with a wrong key or
+shape fails that entity's files (one sentence naming the file, the entity and the key, shown in the run
+summary), and every other entity still loads.
 
 ```yaml
 accounts:
@@ -60,10 +63,121 @@ accounts:
     "Customer No": account_id
     "Company": account_name
     "Segment": account_type
-  defaults:           # value used when the column is absent from the file
+  defaults:           # value used when the column is absent from the file (or empty)
     source_system: erp
     is_archived: "false"
 ```
+
+Each row goes through the keys in this order: headers are renamed (`columns`), `derive` builds columns,
+`values` translates, `formats` normalises (derived values too), `defaults` fill what is still empty, and
+`collapse` folds repeated records.
+
+### `file`: how the file is written
+| key | meaning | default |
+| --- | --- | --- |
+| `delimiter` | one character (`";"`, `"\\|"`), `tab`, or `whitespace` (runs of spaces and tabs; a value with spaces in double quotes) | `,` (`.tsv`: tab) |
+| `header` | `false`: the file has no header line; `names` lists its columns in order | `true` |
+| `names` | the column names of a file without header (then used in `columns`, `derive`) | - |
+| `encoding` | any Python codec: `latin-1`, `cp1252`, `utf-16`, ... | `utf-8` |
+| `format` | `csv`, `jsonl`, `parquet` or `xlsx`: read a file of any suffix as this | by suffix |
+| `sheet` | the sheet of an `.xlsx` workbook | the first |
+
+Files ending `.csv`, `.txt`, `.tsv` are delimited text, `.xlsx` an Excel workbook (read in streaming
+mode: row numbers are the sheet's rows, header = row 1; an empty row is blank; date cells become dates).
+A file of any other suffix is read as delimited text when its sidecar mapping (below) has a `file` section.
+
+```yaml
+products:             # a headerless, semicolon-separated Latin-1 export
+  file:
+    delimiter: ";"
+    header: false
+    names: [code, title, price, changed]
+    encoding: latin-1
+  columns: {code: product_id, title: product_name, price: list_price, changed: updated_at}
+```
+
+### `columns`: one header may feed several columns
+```yaml
+products:
+  columns:
+    "Product ID": [product_id, sku]   # the same value in both contract columns
+```
+
+### `values`: translation tables per column
+```yaml
+opportunities:
+  values:
+    stage: {Won: closed_won, Engaging: qualification, Lost: closed_lost}
+```
+A value that is neither in the table nor already one of its translations quarantines its row as
+`unmapped_value`, naming the column and the value (`stage 'Parked' has no translation in the mapping's
+values.stage`). Empty values stay empty.
+
+### `formats`: dates, decimal commas, fractions
+```yaml
+orders:
+  formats:
+    order_date: "%m/%d/%Y"       # or "%Y%m%d", "%d.%m.%Y %H:%M": any strftime format, for date and timestamp columns
+order_lines:
+  formats:
+    line_amount: decimal_comma   # 1.234,56 -> 1234.56 (points, spaces or apostrophes group thousands)
+    discount_pct: fraction       # a percent given as 0-1: 0.15 -> 15
+```
+A value that does not fit its format is kept as it is, so the row is quarantined as `invalid_type` with the
+value as your file has it.
+
+### `derive`: columns built from others and the line number
+```yaml
+order_lines:
+  derive:
+    order_line_id: "{Order No}-{line}"   # {header of your file}, {contract column} or {line} (the line number)
+```
+A derived value is empty when one of its parts is empty. A column is either mapped from a header or
+derived, not both.
+
+### `collapse`: one flat file for several entities
+A shop export has one line per order line, so its orders, customers and products repeat. With
+`collapse: true`, lines of one file with the same id fold into the record of their first line
+(deterministic: first by line). The folded lines count as duplicates in the load log; attributes that
+differ between the repeats are reported as **load warnings** (`raw._load_warnings`, the run summary and the
+`crm import` report), with the number of records and examples (`C-2: 'Beta' (line 4) and 'Beta GmbH'
+(line 5)`), never quarantined line by line. Without `collapse`, a repeated id with the same `updated_at`
+and different content is quarantined as `duplicate_id`. Collapsing is asked for per section, never implied:
+an export where repeated ids are mistakes keeps the quarantine.
+
+### Sidecar mapping: one file, its own section
+`landing/<entity>/<file>.mapping.yaml` holds one section (the keys above, optionally under the entity's
+name) for the file `<file>` beside it, and replaces the section of `column_mapping.yaml` for that file. A
+sidecar is settings, never data. Worked example: one shop export feeding four entities, placed (or linked)
+as `landing/orders/shop.csv`, `landing/order_lines/shop.csv`, `landing/accounts/shop.csv` and
+`landing/products/shop.csv`, each with its sidecar:
+
+```csv
+Order No,Order Date,Customer No,Customer,Product ID,Product,Qty,Net Total,Status,Changed
+O-1,02.01.2026,C-1,Acme,P-1,Suite,2,"1.000,00",Done,2026-01-02T10:00:00
+O-1,02.01.2026,C-1,Acme,P-2,Pro,1,"99,50",Done,2026-01-02T10:00:00
+```
+
+```yaml
+# landing/orders/shop.csv.mapping.yaml
+collapse: true
+columns: {Order No: order_id, Customer No: account_id, Order Date: order_date, Status: status, Changed: updated_at}
+values: {status: {Done: completed, Storno: cancelled}}
+formats: {order_date: "%d.%m.%Y"}
+defaults: {sales_channel: webshop, currency: EUR}
+```
+
+```yaml
+# landing/order_lines/shop.csv.mapping.yaml
+columns: {Order No: order_id, Product ID: product_id, Qty: quantity, Net Total: line_amount, Changed: updated_at}
+derive: {order_line_id: "{Order No}-{line}"}
+formats: {line_amount: decimal_comma}
+defaults: {discount_pct: 0}
+```
+
+(`accounts` and `products` likewise, with `collapse: true`.) An order line may carry its net total
+`line_amount` instead of a unit price, as most shop and ERP exports do: the line's revenue is then that
+total, and `unit_price` may be empty.
 
 ## What happens to a bad row
 Each row is checked against this contract. A row that fails is **quarantined** (table `raw._quarantine`,
@@ -114,6 +228,8 @@ def render_import_guide(contract: Contract | None = None) -> str:
             if c.vocabulary:
                 rules.append(_VOCABULARY_HELP.get(c.vocabulary, f"any value, unless `crm.yaml` lists the values "
                                                                 f"of `dimensions.{c.vocabulary}`"))
+            if c.required_unless:
+                rules.append(f"may be empty when `{c.required_unless}` is given")
             if c.min is not None:
                 rules.append(f">= {c.min:g}")
             if c.max is not None:

@@ -20,6 +20,7 @@ REASONS: dict[str, str] = {
     "bad_encoding": "the value is not valid UTF-8 text",
     "malformed_row": "the row has more or fewer fields than the header",
     "missing_required": "a required value is empty",
+    "unmapped_value": "the value has no translation in the column mapping's `values` table for its column",
     "invalid_type": "the value cannot be read as the column's type",
     "not_allowed_value": "the value is not one of the allowed values",
     "unknown_currency": "the currency is neither the reporting currency nor one with a rate in crm.yaml",
@@ -131,7 +132,10 @@ def validate_frame(entity: Entity, frame: pl.DataFrame) -> Validated:
         raw, parsed = pl.col(column.name), pl.col(f"{column.name}__p")
         fault(raw.str.contains("\ufffd", literal=True), column.name, "bad_encoding")
         if column.required:
-            fault(raw.is_null(), column.name, "missing_required")
+            empty = raw.is_null()
+            if column.required_unless:  # e.g. unit_price may be empty on a line that carries line_amount
+                empty = empty & pl.col(column.required_unless).is_null()
+            fault(empty, column.name, "missing_required")
         fault(raw.is_not_null() & parsed.is_null(), column.name, "invalid_type")
         if column.allowed is not None:
             fault(raw.is_not_null() & ~raw.is_in(column.allowed), column.name, _not_allowed_reason(column))
@@ -165,6 +169,8 @@ def describe_fault(entity: Entity, field: str, reason: str, value: str | None) -
     """A sentence that says what is wrong and what to do, for the portal and quarantine reports."""
     column = entity.column(field) if field in entity.column_names else None
     if reason == "missing_required":
+        if column is not None and column.required_unless:
+            return f"{field} is required unless {column.required_unless} is given; enter one of them."
         return f"{field} is required; enter a value."
     if reason == "invalid_type" and column is not None:
         hint = {"date": "a date like 2026-01-31", "timestamp": "a date and time like 2026-01-31T14:30:00",

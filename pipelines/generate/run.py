@@ -187,7 +187,8 @@ def generate_home(home: CrmHome, customers: int, seed: int, dirty: float = 0.0, 
         for name, (fmt, file_expr) in LANDING.items():
             entity = contract.entity(name)
             frame = landing_frames[name].with_columns(file_expr().alias(FILE))
-            frame = export_frame(frame.select(entity.column_names + [FILE]), fmt)
+            # optional contract columns the simulation has no values for (order_lines.line_amount) stay out
+            frame = export_frame(frame.select([c for c in entity.column_names if c in frame.columns] + [FILE]), fmt)
             frame, manifest = inject(rng, entity, frame, fmt, dirty, refs[name])
             files.update(write_landing(home.landing, frame, fmt))
             rows[name] = frame.height

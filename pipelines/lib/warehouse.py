@@ -170,12 +170,27 @@ def ensure_score_tables(con: duckdb.DuckDBPyConnection) -> None:
         _create(con, f"scores.{quote_ident(table)}", columns)
 
 
+def _add_new_contract_columns(con: duckdb.DuckDBPyConnection, contract, existing: set[str]) -> None:
+    """A contract column added after the warehouse was created (e.g. order_lines.line_amount) is added to
+    its raw table, at the end (every insert names its columns)."""
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                     "WHERE table_schema = ?", [RAW_SCHEMA]).fetchall():
+        have.setdefault(table, set()).add(column)
+    for entity in contract.entities.values():
+        if entity.name in existing:
+            for column, kind in raw_columns(entity).items():
+                if column not in have.get(entity.name, set()):
+                    con.execute(f"ALTER TABLE {raw_table(entity)} ADD COLUMN {quote_ident(column)} {kind}")
+
+
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw schema and every table the contract defines, and the score tables (idempotent)."""
     ensure_score_tables(con)
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
     contract = load_contract()
+    _add_new_contract_columns(con, contract, existing)
     wanted = set(contract.entities) | {"_quarantine", "_load_log", "_landing_files", "_store_cursor",
                                        "_quarantine_log"}
     if wanted <= existing:

@@ -1,18 +1,39 @@
-"""The column-mapping file: how the headers of someone else's export map onto the import contract.
+"""The column-mapping file: how someone else's export maps onto the import contract.
 
 Format (YAML, `$CRM_HOME/landing/column_mapping.yaml`, optional; entities not listed use the contract
-names as they are)::
+names as they are; every key is optional; docs/IMPORT_FORMAT.md has a worked example of each)::
 
-    accounts:                      # contract entity name
-      columns:                     # "their header": contract column
-        "Customer No": account_id
-        "Company": account_name
-        "Last Modified": updated_at
+    order_lines:                   # contract entity name
+      file:                        # how the file is written
+        delimiter: ";"             # one character, "tab" or "whitespace" (runs of spaces and tabs)
+        header: false              # no header line: `names` are the columns, in order
+        names: [order, sku, qty, total, date]
+        encoding: latin-1          # any Python codec; default utf-8
+        format: csv                # csv | jsonl | parquet | xlsx: read a file of any suffix as this
+        sheet: Orders              # .xlsx: the sheet (default the first)
+      columns:                     # "their header": contract column, or a list of contract columns
+        order: order_id
+        sku: [product_id]
+      values:                      # per column: their value -> contract value
+        status: {Done: completed, Storno: cancelled}
+      formats:                     # per column: a date/time format, decimal_comma or fraction
+        updated_at: "%d.%m.%Y"
+        line_amount: decimal_comma
+      derive:                      # a column built from others and the line number
+        order_line_id: "{order}-{line}"
       defaults:                    # contract column: value used when the column is absent or empty
-        source_system: erp
-        is_archived: "false"
+        discount_pct: 0
+      collapse: true               # repeated ids in one file fold into the first line's record
 
-Headers that are neither contract columns nor mapped are ignored.
+Headers that are neither contract columns nor mapped are ignored. Order of work on each row: headers are
+renamed, `derive` builds its columns (from the file's headers, contract names and `line`), `values`
+translates, `formats` normalises (derived values too), `defaults` fill what is still empty, `collapse`
+folds repeats. A value with no translation in `values` quarantines the row (`unmapped_value`, naming the
+column and the value); `collapse` counts folded lines as duplicates and reports attributes that differ
+between the repeats as load warnings (`raw._load_warnings`), with counts and examples.
+
+A data file may carry its own section in a sidecar `landing/<entity>/<file>.mapping.yaml` (`mapping_for_file`),
+which replaces the home file's section for that file; a sidecar is settings, never data.
 
 Each entity's section is checked on its own (pydantic models, then the contract): a section of the wrong
 shape, a key the format does not know, a column the contract does not have, or two headers mapped to one
@@ -24,15 +45,17 @@ Only a file that is not YAML or not a mapping of entity names at all stops every
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from pipelines.contract import Entity, load_contract
 
@@ -44,36 +67,85 @@ class MappingError(ValueError):
 Scalar = str | int | float | bool
 
 
+class FileSection(BaseModel):
+    """`file:` of a section: how the export is written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["csv", "jsonl", "parquet", "xlsx"] | None = None
+    delimiter: str | None = None
+    header: bool = True
+    names: list[str] | None = None
+    encoding: str = "utf-8"
+    sheet: str | None = None
+
+
 class Section(BaseModel):
     """One entity's section as written in the file (shape only; names are checked against the contract)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    columns: dict[str, str] = {}
+    file: FileSection | None = None
+    columns: dict[str, str | list[str]] = {}
+    values: dict[str, dict[str, Scalar]] = {}
+    formats: dict[str, str] = {}
+    derive: dict[str, str] = {}
     defaults: dict[str, Scalar | None] = {}
+    collapse: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_keys(cls, data: Any) -> Any:
+        """YAML keys may be numbers or booleans (`1: closed_won`); they name text in the file."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key in ("columns", "values", "formats", "derive", "defaults"):
+            if isinstance(out.get(key), dict):
+                out[key] = {_text(k): v for k, v in out[key].items()}
+        if isinstance(out.get("values"), dict):
+            out["values"] = {k: {_text(a): b for a, b in v.items()} if isinstance(v, dict) else v
+                             for k, v in out["values"].items()}
+        return out
 
 
 #: What each key must hold, for error sentences.
 KEY_SHAPES: dict[str, str] = {
-    "columns": 'a mapping of "header in your file": contract column',
+    "file": "a mapping of file options (format, delimiter, header, names, encoding, sheet)",
+    "columns": 'a mapping of "header in your file": contract column (or a list of contract columns)',
+    "values": "a mapping of contract column: {their value: contract value}",
+    "formats": 'a mapping of contract column: a format ("%d.%m.%Y", decimal_comma or fraction)',
+    "derive": 'a mapping of contract column: a template like "{order_no}-{line}"',
     "defaults": "a mapping of contract column: value",
+    "collapse": "true or false",
 }
+
+#: `formats` keywords, and the contract types each applies to.
+NUMBER_FORMATS = {"decimal_comma": ("decimal", "integer"), "fraction": ("decimal",)}
+DELIMITER_WORDS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "whitespace": "whitespace"}
 
 
 @dataclass(frozen=True)
 class FileOptions:
-    """How a delimited file is written (CSV: comma, header line)."""
+    """How a file is written (defaults: by its suffix; delimited text is comma-separated with a header)."""
 
-    delimiter: str = ","
+    delimiter: str | None = None       # one character or "whitespace"; None: by suffix (.tsv: tab, else ",")
     header: bool = True
     names: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+    format: str | None = None          # csv | jsonl | parquet | xlsx; None: by suffix
+    sheet: str | None = None
 
 
 @dataclass(frozen=True)
 class EntityMapping:
-    columns: dict[str, str] = field(default_factory=dict)   # their header -> contract column
+    columns: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # their header -> contract column(s)
     defaults: dict[str, str] = field(default_factory=dict)  # contract column -> text value
     file: FileOptions | None = None
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> their value -> contract value
+    formats: dict[str, str] = field(default_factory=dict)  # column -> strftime format | decimal_comma | fraction
+    derive: dict[str, str] = field(default_factory=dict)   # column -> template with {header} and {line}
+    collapse: bool = False
 
     @property
     def file_options(self) -> FileOptions:
@@ -82,31 +154,53 @@ class EntityMapping:
     @property
     def batchable(self) -> bool:
         """Only renames and defaults: JSON Lines files may be parsed together in one batch."""
-        return self.file is None
+        return self.file is None and not (self.values or self.formats or self.derive or self.collapse)
+
+    def targets(self, header: str) -> tuple[str, ...]:
+        """The contract columns a header of the file feeds (none if it is not mapped)."""
+        target = self.columns.get(header.strip())
+        if target is None:
+            return ()
+        return (target,) if isinstance(target, str) else tuple(target)
 
     def source_name(self, contract_column: str) -> str:
         """The header to look for in a file for a contract column (mapped name, else the column itself)."""
-        for theirs, ours in self.columns.items():
-            if ours == contract_column:
+        for theirs in self.columns:
+            if contract_column in self.targets(theirs):
                 return theirs
         return contract_column
 
+    def sources(self, entity: Entity, headers: list[str]) -> dict[str, str]:
+        """Contract column -> the header of the file it is read from (mapped headers first, then headers
+        named like a contract column that no mapped header feeds)."""
+        picks: dict[str, str] = {}
+        for name in headers:
+            for target in self.targets(name):
+                if target in entity.column_names and target not in picks:
+                    picks[target] = name
+        for name in headers:
+            plain = name.strip()
+            if plain in entity.column_names and plain not in picks and not self.targets(name):
+                picks[plain] = name
+        return picks
+
     def apply(self, entity: Entity, frame: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:
         """Rename mapped headers, drop unknown ones, fill defaults; columns stay text."""
-        renamed: dict[str, str] = {}
-        for name in frame.columns:
-            target = self.columns.get(name.strip(), name.strip())
-            if target in entity.column_names and target not in renamed.values():
-                renamed[name] = target
-        out = frame.select([pl.col(k).alias(v) for k, v in renamed.items()] + [pl.col(k) for k in keep])
-        for column, value in self.defaults.items():
-            if column in out.columns:
-                out = out.with_columns(
-                    pl.when(pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == ""))
-                    .then(pl.lit(value)).otherwise(pl.col(column).cast(pl.String)).alias(column))
-            else:
-                out = out.with_columns(pl.lit(value, dtype=pl.String).alias(column))
-        return out
+        picks = self.sources(entity, frame.columns)
+        out = frame.select([pl.col(src).alias(col) for col, src in picks.items()] + [pl.col(k) for k in keep])
+        return fill_defaults(out, self.defaults)
+
+
+def fill_defaults(frame: pl.DataFrame, defaults: dict[str, str]) -> pl.DataFrame:
+    """The mapping's default values for absent or empty columns (columns stay text)."""
+    for column, value in defaults.items():
+        if column in frame.columns:
+            frame = frame.with_columns(
+                pl.when(pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == ""))
+                .then(pl.lit(value)).otherwise(pl.col(column).cast(pl.String)).alias(column))
+        else:
+            frame = frame.with_columns(pl.lit(value, dtype=pl.String).alias(column))
+    return frame
 
 
 @dataclass(frozen=True)
@@ -178,40 +272,111 @@ def entity_mapping(spec: Any, entity: Entity, source: str) -> EntityMapping:
         section = Section.model_validate(spec)
     except ValidationError as exc:
         raise MappingError(_shape_error(where, exc)) from None
-    columns = {str(k).strip(): v for k, v in section.columns.items()}
-    defaults = {k: _text(v) for k, v in section.defaults.items() if v is not None}
     names = entity.column_names
+
+    def fail(key: str, problem: str) -> MappingError:
+        return MappingError(f"{where}, key `{key}`: {problem}")
 
     def check_column(key: str, column: str) -> None:
         if column not in names:
-            raise MappingError(f"{where}, key `{key}`: {entity.name} has no column {column!r}; "
-                               f"use one of {', '.join(names)}.")
+            raise fail(key, f"{entity.name} has no column {column!r}; use one of {', '.join(names)}.")
 
-    for header, target in columns.items():
-        check_column(f"columns.{header}", target)
+    columns: dict[str, str | tuple[str, ...]] = {}
+    for header, target in section.columns.items():
+        targets = [target] if isinstance(target, str) else target
+        if not targets:
+            raise fail(f"columns.{header}", "lists no contract column; name at least one.")
+        for t in targets:
+            check_column(f"columns.{header}", t)
+        columns[header.strip()] = target if isinstance(target, str) else tuple(targets)
+    fed = [t for target in columns.values() for t in ((target,) if isinstance(target, str) else target)]
+    doubled = sorted({t for t in fed if fed.count(t) > 1})
+    if doubled:
+        raise fail("columns", f"several headers map to {', '.join(doubled)}; keep one header per contract column.")
+    defaults = {k: _text(v) for k, v in section.defaults.items() if v is not None}
     for column in defaults:
         check_column(f"defaults.{column}", column)
-    targets = list(columns.values())
-    doubled = sorted({t for t in targets if targets.count(t) > 1})
-    if doubled:
-        raise MappingError(f"{where}, key `columns`: several headers map to {', '.join(doubled)}; "
-                           "keep one header per contract column.")
-    return EntityMapping(columns=columns, defaults=defaults)
+    values = {}
+    for column, table in section.values.items():
+        check_column(f"values.{column}", column)
+        values[column] = {key.strip(): _text(value) for key, value in table.items()}
+    formats = {}
+    for column, spec_format in section.formats.items():
+        check_column(f"formats.{column}", column)
+        kind = entity.column(column).type
+        if spec_format in NUMBER_FORMATS:
+            if kind not in NUMBER_FORMATS[spec_format]:
+                raise fail(f"formats.{column}", f"{spec_format} is for {' or '.join(NUMBER_FORMATS[spec_format])} "
+                                                f"columns, and {column} is a {kind}; remove it.")
+        elif "%" in spec_format:
+            if kind not in ("date", "timestamp"):
+                raise fail(f"formats.{column}", f"a date format is for date and timestamp columns, and {column} "
+                                                f"is a {kind}; remove it.")
+        else:
+            raise fail(f"formats.{column}", f"{spec_format!r} is not a format; write a date format like "
+                                            "\"%d.%m.%Y\" or one of decimal_comma, fraction.")
+        formats[column] = spec_format
+    derive = {}
+    for column, template in section.derive.items():
+        check_column(f"derive.{column}", column)
+        if column in fed:
+            raise fail(f"derive.{column}", f"{column} is also mapped from a header in `columns`; keep one of them.")
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise fail(f"derive.{column}", f"{template!r} is not a template ({exc}); write it like "
+                                           "\"{order_no}-{line}\".") from None
+        if not fields or any(not f or any(c in f for c in "!:[].") for f in fields):
+            raise fail(f"derive.{column}", f"{template!r} must name at least one column in braces, like "
+                                           "\"{order_no}-{line}\".")
+        derive[column] = template
+    return EntityMapping(columns=columns, defaults=defaults, file=_file_options(section.file, fail),
+                         values=values, formats=formats, derive=derive, collapse=section.collapse)
+
+
+def _file_options(spec: FileSection | None, fail) -> FileOptions | None:
+    """`file:` checked: a delimiter is one character (or a word for one), names go with `header: false`."""
+    if spec is None:
+        return None
+    delimiter = spec.delimiter
+    if delimiter is not None:
+        delimiter = DELIMITER_WORDS.get(delimiter.lower(), delimiter) if len(delimiter) > 1 else delimiter
+        if delimiter != "whitespace" and (len(delimiter) != 1 or delimiter in "\"\r\n"):
+            raise fail("file.delimiter", f"{spec.delimiter!r} is not a delimiter; use one character (\",\", \";\", "
+                                         "\"|\"), tab or whitespace.")
+    if spec.header and spec.names is not None:
+        raise fail("file.names", "names are for files without a header line; add `header: false` or remove them.")
+    if not spec.header and not spec.names:
+        raise fail("file.header", "a file without a header line needs `names: [...]`, its columns in order.")
+    if spec.names is not None and len(set(spec.names)) != len(spec.names):
+        raise fail("file.names", "a name occurs twice; give every column its own name.")
+    try:
+        codecs.lookup(spec.encoding)
+    except LookupError:
+        raise fail("file.encoding", f"{spec.encoding!r} is not an encoding Python knows; use e.g. utf-8, "
+                                    "latin-1, cp1252 or utf-16.") from None
+    return FileOptions(delimiter=delimiter, header=spec.header,
+                       names=tuple(spec.names) if spec.names is not None else None,
+                       encoding=spec.encoding, format=spec.format, sheet=spec.sheet)
 
 
 def _shape_error(where: str, exc: ValidationError) -> str:
     """One sentence for the first problem pydantic found: the key, what it must be, what it is."""
     error = exc.errors()[0]
-    loc = [str(p) for p in error["loc"]]
+    loc = [str(p) for p in error["loc"] if not _TYPE_TAG.match(str(p))]
     key = loc[0] if loc else ""
     path = ".".join(loc)
     if error["type"] == "extra_forbidden":
-        return (f"{where}, key `{path}`: is not a mapping key; use one of {', '.join(KEY_SHAPES)}.")
+        known = list(FileSection.model_fields) if key == "file" and len(loc) > 1 else list(KEY_SHAPES)
+        return f"{where}, key `{path}`: is not a mapping key; use one of {', '.join(known)}."
     shape = KEY_SHAPES.get(key, "as the import guide shows")
     if len(loc) > 1:
         return (f"{where}, key `{path}`: must be {shape} ({error['msg'].lower()}, got {_kind(error['input'])}); "
                 "fix the file.")
     return f"{where}, key `{path}`: must be {shape}, not {_kind(error['input'])}; fix the file."
+
+
+_TYPE_TAG = re.compile(r"^(?:str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*)$")
 
 
 def _kind(value: Any) -> str:

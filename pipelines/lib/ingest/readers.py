@@ -21,22 +21,25 @@ A file that cannot be read at all raises `UnreadableFileError` with one sentence
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import re
+import string
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import yaml
 
 from pipelines.contract import Entity
 from pipelines.contract.validate import ROW, to_text
-from pipelines.lib.ingest.mapping import EntityMapping
+from pipelines.lib.ingest.mapping import EntityMapping, is_sidecar, sidecar_path
 from pipelines.lib.ingest.reconcile import (
     blank_lines,
     line_spans,
@@ -45,38 +48,78 @@ from pipelines.lib.ingest.reconcile import (
     physical_rows,
 )
 from pipelines.lib.ingest.rows import FileRows, Malformed, UnreadableFileError
+from pipelines.lib.ingest.transform import apply_mapping
 from pipelines.lib.warehouse import quote_ident
 
 __all__ = ["FILE_INDEX", "FORMATS", "FileRows", "JsonlBatch", "Malformed", "UnreadableFileError", "file_format",
-           "read_csv_bytes", "read_file", "read_jsonl_bytes", "read_jsonl_many", "read_parquet_bytes"]
+           "read_csv_bytes", "read_file", "read_jsonl_bytes", "read_jsonl_many", "read_parquet_bytes",
+           "read_xlsx_bytes"]
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+#: Suffix -> reader. `.txt` and `.tsv` are delimited text (`.tsv`: tab unless the mapping says otherwise).
+FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+           ".parquet": "parquet", ".xlsx": "xlsx"}
 _BOM = b"\xef\xbb\xbf"
 
 
-def file_format(path: Path) -> str | None:
-    return FORMATS.get(path.suffix.lower())
+def file_format(path: Path, mapping: EntityMapping | None = None) -> str | None:
+    """The reader of a file: the mapping's `file.format`, else by suffix; a file of another suffix is
+    read as delimited text when its mapping (given, or its sidecar) has a `file` section. Sidecar
+    mapping files themselves are never data."""
+    if is_sidecar(path):
+        return None
+    if mapping is not None and mapping.file is not None and mapping.file.format:
+        return mapping.file.format
+    known = FORMATS.get(path.suffix.lower())
+    if known or (mapping is not None and mapping.file is None):
+        return known
+    if mapping is not None:
+        return "csv"
+    sidecar = sidecar_path(path)
+    if sidecar is None:
+        return None
+    try:
+        body = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return "csv"  # read it, so the sidecar's problem is reported with the file
+    section = next(iter(body.values()), None) if isinstance(body, dict) and len(body) == 1 and "file" not in body \
+        else body
+    options = section.get("file") if isinstance(section, dict) else None
+    if not isinstance(options, dict):
+        return None
+    return options.get("format") if options.get("format") in ("csv", "jsonl", "parquet", "xlsx") else "csv"
 
 
 def read_file(path: Path, entity: Entity, mapping: EntityMapping, display: str,
               data: bytes | None = None) -> FileRows:
-    """Read a landing file (`data`: its bytes if already read). OSError propagates: it may be transient."""
-    fmt = file_format(path)
+    """Read a landing file (`data`: its bytes if already read) with its entity mapping: any suffix the
+    mapping's `file` section describes. OSError propagates: it may be transient."""
+    fmt = file_format(path, mapping)
     if data is None:
         data = path.read_bytes()
+    options = mapping.file_options
+    if fmt in ("csv", "jsonl") and codecs.lookup(options.encoding).name not in ("utf-8", "utf-8-sig"):
+        data = data.decode(options.encoding, errors="replace").encode("utf-8")
     if fmt == "csv":
+        if options.delimiter is None and path.suffix.lower() == ".tsv":
+            mapping = replace(mapping, file=replace(options, delimiter="\t"))
         return read_csv_bytes(data, entity, mapping, display)
     if fmt == "jsonl":
         return read_jsonl_bytes(data, entity, mapping, display)
     if fmt == "parquet":
         return read_parquet_bytes(data, entity, mapping, display)
-    raise UnreadableFileError(f"{display}: unknown file type; save it as .csv, .jsonl or .parquet.")
+    if fmt == "xlsx":
+        return read_xlsx_bytes(data, entity, mapping, display)
+    raise UnreadableFileError(f"{display}: unknown file type; save it as {', '.join(sorted(FORMATS))}, or describe "
+                              "it in a `file:` section of its mapping.")
 
 
 def _finish(entity: Entity, mapping: EntityMapping, frame: pl.DataFrame, display: str,
             malformed: list[Malformed], physical: int | None) -> FileRows:
     """The mapping applied to a file's frame (its headers, `__row`): the rows as the contract names them."""
-    return FileRows(mapping.apply(entity, frame, keep=(ROW,)), malformed, physical_rows=physical)
+    mapped = apply_mapping(entity, mapping, frame, display)
+    faults = sorted(malformed + mapped.faults, key=lambda m: m.line)
+    return FileRows(mapped.frame, faults, physical_rows=physical, collapsed=mapped.collapsed,
+                    warnings=mapped.warnings)
 
 
 # --- CSV -------------------------------------------------------------------------------------------
@@ -265,7 +308,7 @@ def read_csv_bytes(data: bytes, entity: Entity, mapping: EntityMapping, display:
     data = _as_text_bytes(normalise_line_breaks(data), display, "text CSV file")
     if options.delimiter == "whitespace":
         return _read_whitespace(data, entity, mapping, display)
-    delimiter = options.delimiter
+    delimiter = options.delimiter or ","
     delim = ord(delimiter)
     names = options.names
     records = _csv_records(data, delim, len(names) if names else None)
@@ -422,10 +465,22 @@ def _json_parser() -> duckdb.DuckDBPyConnection:
 
 
 def read_jsonl_bytes(data: bytes, entity: Entity, mapping: EntityMapping, display: str) -> FileRows:
-    batch = read_jsonl_many([(data, display)], entity, mapping)
+    if mapping.batchable:
+        batch = read_jsonl_many([(data, display)], entity, mapping)
+        if 0 in batch.errors:
+            raise batch.errors[0]
+        return FileRows(batch.frame.drop(FILE_INDEX), batch.malformed.get(0, []),
+                        physical_rows=batch.rows_read.get(0, 0))
+    # derive, values, formats, collapse: the keys as the file names them, then the whole mapping
+    keys = [*mapping.columns, *entity.column_names,
+            *(name for template in mapping.derive.values()
+              for _, name, _, _ in string.Formatter().parse(template) if name and name != "line")]
+    batch = read_jsonl_many([(data, display)], entity, EntityMapping(), sources={k: k for k in dict.fromkeys(keys)},
+                            pk_key=mapping.source_name(entity.primary_key))
     if 0 in batch.errors:
         raise batch.errors[0]
-    return FileRows(batch.frame.drop(FILE_INDEX), batch.malformed.get(0, []), physical_rows=batch.rows_read.get(0, 0))
+    return _finish(entity, mapping, batch.frame.drop(FILE_INDEX), display, batch.malformed.get(0, []),
+                   batch.rows_read.get(0, 0))
 
 
 FILE_INDEX = "__f"
@@ -442,13 +497,16 @@ class JsonlBatch:
 
 
 def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: EntityMapping,
-                    paths: list[Path] | None = None) -> JsonlBatch:
+                    paths: list[Path] | None = None, sources: dict[str, str] | None = None,
+                    pk_key: str | None = None) -> JsonlBatch:
     """Parse several JSON Lines files (bytes, display name) in one DuckDB query: small files (one per
     day) would otherwise pay the per-query and per-frame overhead thousands of times.
 
     With `paths` (the files the bytes came from), DuckDB's own reader is tried first (`_read_json_fast`);
     the line-by-line parse below is the careful path that also files malformed lines."""
-    sources = {c.name: mapping.source_name(c.name) for c in entity.columns}
+    if sources is None:  # output column -> JSON key
+        sources = {c.name: mapping.source_name(c.name) for c in entity.columns}
+    pk_key = pk_key or sources[entity.primary_key]
     if paths is not None:
         fast = _read_json_fast(items, paths, sources)
         if fast is not None:
@@ -487,7 +545,7 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
         for i, item in enumerate(items):
             if i in errors:
                 continue
-            one = read_jsonl_many([item], entity, mapping)
+            one = read_jsonl_many([item], entity, mapping, sources=sources, pk_key=pk_key)
             if 0 in one.errors:
                 errors[i] = one.errors[0]
                 continue
@@ -495,7 +553,7 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
             malformed[i] = one.malformed.get(0, [])
             read[i] = one.rows_read.get(0, 0)
         return JsonlBatch(pl.concat(frames) if frames else empty, malformed, read, errors)
-    pk_pattern = re.compile(r'"' + re.escape(sources[entity.primary_key]) + r'"\s*:\s*"([^"]*)"')
+    pk_pattern = re.compile(r'"' + re.escape(pk_key) + r'"\s*:\s*"([^"]*)"')
     malformed: dict[int, list[Malformed]] = {}
     for f, n, line in result.filter(~pl.col("ok")).select(FILE_INDEX, ROW, "bad_line").iter_rows():
         match = pk_pattern.search(line)
@@ -614,3 +672,80 @@ def _arrow_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
                          for v in column.to_pylist()], pa.string())
     text = to_text(pl.from_arrow(pa.table({"v": column})))  # fails here, not later, if it cannot be text
     return text.get_column("v").to_arrow()
+
+
+# --- Excel -----------------------------------------------------------------------------------------
+def read_xlsx_bytes(data: bytes, entity: Entity, mapping: EntityMapping, display: str) -> FileRows:
+    """One sheet of an .xlsx workbook (`file.sheet`, else the first), streamed row by row with openpyxl in
+    read-only mode. The line is the sheet's row number; an empty row is blank; a row with values beyond
+    the header's columns is a `malformed_row`. Cells become text: date-times as `YYYY-MM-DDTHH:MM:SS` (a
+    midnight one feeding a date column as the date), whole numbers without a decimal point, booleans as
+    true/false."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    options = mapping.file_options
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        raise UnreadableFileError(f"{display} is not a readable .xlsx workbook ({exc}); save it again as Excel "
+                                  "workbook (.xlsx) or CSV.") from exc
+    try:
+        if options.sheet is not None and options.sheet not in book.sheetnames:
+            raise UnreadableFileError(f"{display} has no sheet {options.sheet!r} (it has {', '.join(book.sheetnames)}); "
+                                      "correct `file.sheet` in the mapping.")
+        sheet = book[options.sheet] if options.sheet is not None else book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header: list[str] | None = None if options.header else list(options.names)
+        body, numbers, malformed = [], [], []
+        physical = 0
+        for number, cells in enumerate(rows, start=1):
+            values = [_cell_text(c) for c in cells]
+            while values and values[-1] is None:
+                values.pop()
+            if header is None:
+                if not values:
+                    raise UnreadableFileError(f"{display} has no header row; put the column names in row 1.")
+                header = [v or "" for v in values]
+                continue
+            if not values:
+                continue
+            physical += 1
+            if len(values) > len(header):
+                malformed.append(Malformed(number, None, " | ".join(v or "" for v in values)[:500]))
+                continue
+            body.append(values + [None] * (len(header) - len(values)))
+            numbers.append(number)
+    finally:
+        book.close()
+    if header is None:
+        raise UnreadableFileError(f"{display} has no header row; put the column names in row 1.")
+    names = _unique(header)
+    frame = pl.DataFrame(body, schema={h: pl.String for h in names}, orient="row") if body else \
+        pl.DataFrame(schema={h: pl.String for h in names})
+    # Excel keeps dates as date-times: a midnight one feeding a date column is that date
+    dated = [src for col, src in mapping.sources(entity, names).items() if entity.column(col).type == "date"]
+    frame = frame.with_columns([pl.col(h).str.replace(r"T00:00:00$", "") for h in dated]
+                               + [pl.Series(ROW, numbers, dtype=pl.Int64)])
+    pk_index = _header_index(header, mapping.source_name(entity.primary_key))
+    for bad in malformed:
+        parts = bad.value.split(" | ")
+        bad.record_id = parts[pk_index] or None if pk_index is not None and pk_index < len(parts) else None
+    return _finish(entity, mapping, frame, display, malformed, physical)
+
+
+def _cell_text(value) -> str | None:
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    return text if text.strip() else None

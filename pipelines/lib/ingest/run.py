@@ -37,6 +37,7 @@ from pipelines.lib.home import CrmHome
 from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, SRC, KnownIds, check_batch
 from pipelines.lib.ingest.landing import IgnoredFile, ignored_landing_files, landing_files
 from pipelines.lib.ingest.load import LoadPlan, append_load_log, write_plan
+from pipelines.lib.ingest.load_warnings import write_load_warnings
 from pipelines.lib.ingest.mapping import (
     ColumnMapping,
     MappingError,
@@ -559,12 +560,12 @@ class Ingestor:
                 texts.append(frame.select(
                     [pl.col(c).cast(pl.String) for c in present]
                     + [pl.lit(i, dtype=pl.Int64).alias(SRC), pl.col(ROW).cast(pl.Int64).alias(LINE)]))
-            for bad in rows.malformed:
-                malformed.append({SRC: i, LINE: bad.line, "record_id": bad.record_id, "field": None,
-                                  "reason": "malformed_row", "value": bad.value,
-                                  "message": f"line {bad.line} of {part.source_file} has a different number "
-                                             "of fields than the header (or is not a JSON object); fix the "
-                                             "line's quoting or separators."})
+            for bad in rows.malformed:  # rows the reader rejected (malformed, or e.g. an unmapped value)
+                malformed.append({SRC: i, LINE: bad.line, "record_id": bad.record_id, "field": bad.field,
+                                  "reason": bad.reason, "value": bad.value,
+                                  "message": bad.message or f"line {bad.line} of {part.source_file} has a "
+                                             "different number of fields than the header (or is not a JSON "
+                                             "object); fix the line's quoting or separators."})
         text = pl.concat(texts, how="diagonal") if texts else pl.DataFrame()
         for column in entity.column_names:
             if column not in text.columns:
@@ -584,13 +585,16 @@ class Ingestor:
             sources.append(SourceResult(
                 part.source_file, "loaded", rows_read=part.rows_read,
                 rows_loaded=checked.loaded_counts.get(i, 0), rows_quarantined=q_counts.get(i, 0),
-                duplicates_dropped=checked.duplicates.get(i, 0), rows_erased=erased_counts.get(i, 0)))
+                duplicates_dropped=checked.duplicates.get(i, 0) + (part.rows.collapsed if part.rows else 0),
+                rows_erased=erased_counts.get(i, 0)))
         store_part = next((p for p in parts if p.source == "store"), None)
         store_ids = (store_part.rows.frame.get_column(entity.primary_key).drop_nulls().to_list()
                      + store_part.recheck_ids
                      if store_part is not None and entity.primary_key in store_part.rows.frame.columns else [])
         days = sorted({p.day for p in parts}) if entity.partition_by_day else None
         self._write(entity, parts, started, sources + log_only, checked, store_ids, days)
+        write_load_warnings(self.con, self.batch_id, entity.name,
+                            [(p.source_file, w) for p in parts if p.rows is not None for w in p.rows.warnings])
         return sources
 
     def _write(self, entity: Entity, parts: list[_Part], started: datetime, sources: list[SourceResult],

@@ -88,7 +88,7 @@ order_totals as (
     select
         order_lines.order_id,
         sum(case when orders.status = 'completed'
-            then {{ line_revenue('order_lines.quantity', 'order_lines.unit_price', 'order_lines.discount_pct') }}
+            then {{ line_revenue('order_lines.quantity', 'order_lines.unit_price', 'order_lines.discount_pct', 'order_lines.line_amount') }}
             else 0 end) as revenue,
         sum(case when orders.status = 'completed' then order_lines.quantity * products.unit_cost else 0 end) as cost,
         max(order_lines._ingested_at) as last_ingested_at,

@@ -43,7 +43,7 @@ joined as (
         order_lines.discount_pct,
         products.max_discount_pct,
         orders.status = 'completed' as is_completed,
-        {{ line_revenue('order_lines.quantity', 'order_lines.unit_price', 'order_lines.discount_pct') }} as gross_line_revenue,
+        {{ line_revenue('order_lines.quantity', 'order_lines.unit_price', 'order_lines.discount_pct', 'order_lines.line_amount') }} as gross_line_revenue,
         order_lines.quantity * products.unit_cost as gross_line_cost,
     from order_lines
     inner join orders

@@ -31,6 +31,8 @@ final as (
         cast(source.discount_pct as double) as discount_pct,
         cast(source.updated_at as timestamp) as updated_at,
         cast(source.unit_price as double) as unit_price_in_currency,
+        -- the net line total some exports give instead of a unit price: revenue when set (line_revenue macro)
+        cast(source.line_amount * coalesce(currencies.rate_to_reporting, 1.0) as double) as line_amount,
         cast(orders.currency as varchar) as currency,
         source._source,
         source._ingested_at,
