@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.auth import current_viewer, sign_in_page, sign_out
+from app.ui import plain
 
 PAGES = Path(__file__).with_name("app_pages")
 
@@ -42,7 +43,8 @@ else:
     operations = [_page("data_quality.py", "Data quality", ":material/fact_check:")]
     page = st.navigation({"Analysis": analysis, "Work": work, "Operations": operations})
     with st.sidebar:
-        st.caption(f"Signed in as **{viewer.username}** · {viewer.role.replace('_', ' ')} · {viewer.scope_label}")
+        st.caption(f"Signed in as **{plain(viewer.username)}** · {viewer.role.replace('_', ' ')} · "
+                   f"{plain(viewer.scope_label)}")
         if st.button("Sign out", key="sign_out", icon=":material/logout:"):
             sign_out()
 page.run()
