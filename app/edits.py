@@ -24,11 +24,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 
-from app.access import PermissionDenied, check_write, may_see, require_writer
+from app.access import PermissionDenied, check_write, require_writer
 from app.auth import Viewer
+from pipelines.lib.home import CrmHome
+from pipelines.lib.settings import load_settings
 from pipelines.lib.store import OperationalStore, RecordNotFoundError, RecordValidationError, StaleEditError
 
-__all__ = ["EDITABLE", "PermissionDenied", "may_see", "create_record", "update_record", "archive_record", "assign_owner",
+__all__ = ["EDITABLE", "PermissionDenied", "create_record", "update_record", "archive_record", "assign_owner",
            "distribute_leads", "StaleEditError", "RecordValidationError", "RecordNotFoundError"]
 
 #: Entities the portal edits, with the label people use for them.
@@ -42,16 +44,22 @@ def _now_text() -> str:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat(timespec="seconds")
 
 
+def _closed_and_lost_stages() -> tuple[set[str], set[str]]:
+    """The installation's closed (won or lost) and lost stage names (crm.yaml `stages`)."""
+    stages = load_settings(CrmHome.from_env().settings_file).stages
+    return {s.name for s in stages if s.is_closed}, {s.name for s in stages if s.lost}
+
+
 def _business_rules(entity: str, before: Mapping[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
     """Fill in what a change implies (close dates) and refuse what makes no sense, field by field."""
     if entity == "opportunities":
         stage = record.get("stage")
-        if stage in ("closed_won", "closed_lost") and not record.get("closed_at"):
+        closed, lost = _closed_and_lost_stages()
+        if stage in closed and not record.get("closed_at"):
             record["closed_at"] = _now_text()
-        if stage == "closed_lost" and not record.get("lost_reason"):
+        if stage in lost and not record.get("lost_reason"):
             raise RecordValidationError({"lost_reason": "Say why the deal was lost: pick a lost reason."})
-        if stage not in ("closed_won", "closed_lost") and before and before.get("stage") in ("closed_won",
-                                                                                               "closed_lost"):
+        if stage not in closed and before and before.get("stage") in closed:
             record["closed_at"] = None  # a reopened deal is open again
             record["lost_reason"] = None
     if entity == "tasks" and record.get("status") == "done" and not record.get("completed_at"):
