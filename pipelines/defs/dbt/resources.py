@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from pipelines.lib.child_processes import parent_bound_executable
 from pipelines.lib.home import REPO_ROOT, CrmHome
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -62,9 +64,12 @@ def manifest_is_stale(project: DbtProject) -> bool:
 
 
 def dbt_executable() -> str:
-    """The dbt beside this interpreter (the venv's), so it works without an activated venv."""
+    """The dbt beside this interpreter (the venv's, so it works without an activated venv), started through
+    a launcher that ties it to this process: a dbt that outlived a killed `crm run` kept the warehouse
+    locked. dagster-dbt starts dbt itself and takes only a path (pipelines.lib.child_processes)."""
     candidate = Path(sys.executable).with_name("dbt")
-    return str(candidate) if candidate.exists() else "dbt"
+    found = str(candidate) if candidate.exists() else shutil.which("dbt")
+    return parent_bound_executable(found) if found else "dbt"
 
 
 def ensure_manifest(project: DbtProject) -> Path:
