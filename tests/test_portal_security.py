@@ -630,3 +630,27 @@ def test_plain_escapes_every_markdown_payload():
         rendered = _rendered(source)
         assert re.sub(r"</?p>", "", rendered).strip().count("<") == 0, (payload, rendered)
         assert html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip() == " ".join(payload.split())
+
+
+def test_lockout_holds_on_postgresql(postgres_url):
+    """The sign-in log and the lockout work the same on a PostgreSQL store (timestamps come back typed)."""
+    from pipelines.lib.portal_users import SignInLocked
+
+    store = OperationalStore(postgres_url)
+    try:
+        store.migrate()
+        users = PortalUsers(store)
+        users.add("pg-lock", PASSWORD, "analyst")
+        for _ in range(4):
+            assert users.sign_in("pg-lock", "wrong-password") is None
+        with pytest.raises(SignInLocked):
+            users.sign_in("pg-lock", "wrong-password")
+        with pytest.raises(SignInLocked):
+            users.sign_in("pg-lock", PASSWORD)
+        assert users.locked_until("pg-lock") is not None
+        users.set_password("pg-lock", "another-password-1")
+        assert users.sign_in("pg-lock", "another-password-1").username == "pg-lock"
+        assert [r["outcome"] for r in users.sign_in_log("pg-lock")] == (
+            ["wrong_password"] * 5 + ["locked", "refused_locked", "unlocked", "success"])
+    finally:
+        store.dispose()
