@@ -352,3 +352,26 @@ def test_restored_postgresql_store_takes_new_writes_into_its_change_log(tmp_path
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_erasure_removes_the_erased_records_from_the_change_log(tmp_path):
+    from pipelines.lib.erasure import erase_customer
+
+    home = CrmHome(tmp_path / "home").ensure()
+    store = OperationalStore(home.operational_db_url)
+    try:
+        _store_rows(store)
+        for name in ("Acme 2", "Acme 3"):
+            row = store.get("accounts", "ACC-1")
+            store.update("accounts", "ACC-1", {"account_name": name}, row["version"], actor="U-1")
+        row = store.get("contacts", "C-1")
+        store.update("contacts", "C-1", {"job_title": "CEO"}, row["version"], actor="U-1")
+        row = store.get("accounts", "ACC-2")
+        store.update("accounts", "ACC-2", {"city": "Kiel"}, row["version"], actor="U-1")
+        assert ("accounts", "ACC-1") in _changes(store) and ("contacts", "C-1") in _changes(store)
+        erase_customer(home, "ACC-1", actor="dpo")
+        left = _changes(store)
+        assert not [c for c in left if c[1] in ("ACC-1", "C-1")]
+        assert ("accounts", "ACC-2") in left and ("accounts", None) in left
+    finally:
+        store.dispose()

@@ -44,7 +44,7 @@ from pipelines.contract import Contract, Entity, load_contract
 from pipelines.lib.erasure_journal import STEPS, ErasureBusyError, Journal, PersonKeys, erasure_lock
 from pipelines.lib.home import CrmHome
 from pipelines.lib.snapshot import current_snapshot_path, publish
-from pipelines.lib.store import OperationalStore
+from pipelines.lib.store import CHANGES_TABLE, OperationalStore
 from pipelines.lib.warehouse import WarehouseLockedError, connect_writer, quote_ident
 
 #: Entities a customer's records refer to that are not the customer's own (reps, catalogue, campaigns).
@@ -379,7 +379,7 @@ def _step_tombstones(home: CrmHome, journal: Journal, contract: Contract) -> dic
 def _step_store(home: CrmHome, journal: Journal, contract: Contract) -> dict:
     ids, customer_hash = journal.ids, journal.data["customer_hash"]
     store = OperationalStore(home.operational_db_url)
-    touched = {"audit_log"}
+    touched = {"audit_log", CHANGES_TABLE}
     try:
         with store.engine.begin() as conn:
             if store.dialect == "sqlite":
@@ -391,6 +391,8 @@ def _step_store(home: CrmHome, journal: Journal, contract: Contract) -> dict:
                     params = {f"p{j}": v for j, v in enumerate(chunk)}
                     conn.execute(text(f"DELETE FROM audit_log WHERE entity = :e AND record_id IN ({marks})"),
                                  {"e": entity, **params})
+                    conn.execute(text(f"DELETE FROM {CHANGES_TABLE} WHERE entity = :e AND record_id IN ({marks})"),
+                                 {"e": entity, **params})  # the change log names them too
                     if ent.in_store:
                         conn.execute(text(f"DELETE FROM {entity} WHERE {ent.primary_key} IN ({marks})"), params)
                         touched.add(entity)
