@@ -21,6 +21,7 @@ import json
 import re
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -30,8 +31,9 @@ from sqlalchemy import bindparam, text
 
 from app.access import mask, mask_record, may_see, scope_ids, scope_sql
 from app.auth import Viewer
+from pipelines.contract import Contract
 from pipelines.lib.home import CrmHome
-from pipelines.lib.settings import Settings
+from pipelines.lib.settings import Settings, load_settings
 from pipelines.lib.snapshot import NoSnapshotError, connect_snapshot, current_snapshot_path
 from pipelines.lib.store import OperationalStore
 
@@ -55,8 +57,22 @@ def _store(url: str) -> OperationalStore:
 
 
 def operational_store() -> OperationalStore:
-    """The system of record the portal edits (one engine per URL, shared by all sessions)."""
-    return _store(home().operational_db_url)
+    """The system of record the portal edits (one engine per URL, shared by all sessions). Records are
+    validated with the installation's allowed values (crm.yaml), as ingestion validates them."""
+    store = _store(home().operational_db_url)
+    store.contract = installation_contract()
+    return store
+
+
+def installation_contract() -> Contract:
+    """The import contract with this installation's vocabulary (crm.yaml), re-read when the file changes."""
+    path = home().settings_file
+    return _installation_contract(str(path), path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _installation_contract(path: str, mtime_ns: int) -> Contract:
+    return load_settings(Path(path)).contract()
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

@@ -4,7 +4,7 @@ rates), its history, the revenue forecast with 80% and 95% intervals, and how pa
 import streamlit as st
 
 from app import charts, queries
-from app.ui import compact, deal_filters, money, not_computed, page_viewer, share, table
+from app.ui import compact, deal_filters, money, not_computed, page_viewer, plain, share, table
 
 MONTH = st.column_config.DateColumn("month", format="MMM YYYY")
 ORIGIN = st.column_config.DateColumn("made from", format="MMM YYYY")
@@ -52,9 +52,9 @@ else:
     a, b, c = st.columns(3)
     a.metric(f"Forecast {nxt['month']:%b %Y}", money(nxt["forecast"]), border=True)
     b.metric("80% interval", f"{compact(nxt['lower_80'])} – {compact(nxt['upper_80'])}", border=True,
-             help=f"{money(nxt['lower_80'])} – {money(nxt['upper_80'])}")
+             help=plain(f"{money(nxt['lower_80'])} – {money(nxt['upper_80'])}"))
     c.metric("95% interval", f"{compact(nxt['lower_95'])} – {compact(nxt['upper_95'])}", border=True,
-             help=f"{money(nxt['lower_95'])} – {money(nxt['upper_95'])}")
+             help=plain(f"{money(nxt['lower_95'])} – {money(nxt['upper_95'])}"))
     st.plotly_chart(charts.forecast(forecast, actual), key="forecast")
     st.caption(f"Completed-order revenue per month; company-level model (all owners), version "
                f"{nxt['model_version']}, forecast made from {nxt['origin_month']:%b %Y}. Shaded: 80% and 95% "

@@ -11,11 +11,10 @@ import streamlit as st
 
 from app import edits, queries
 from app.ui import page_viewer, plain, table
-from pipelines.contract import load_contract
 
 viewer = page_viewer(needs_snapshot=False)
 store = queries.operational_store()
-contract = load_contract()
+contract = store.contract  # with the installation's allowed values (crm.yaml)
 
 FIELDS = {
     "accounts": ["account_name", "account_type", "industry", "employees", "email", "phone", "city", "country",
@@ -27,7 +26,7 @@ FIELDS = {
 }
 CREATE_DEFAULTS = {"accounts": {"source_system": "crm", "account_type": "B2B", "country": "DE", "region": "North"},
                    "contacts": {"is_primary": False},
-                   "opportunities": {"stage": "prospecting"},
+                   "opportunities": {"stage": contract.entity("opportunities").column("stage").allowed[0]},
                    "tasks": {"status": "open", "task_type": "call"}}
 
 st.title("Records")

@@ -21,7 +21,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from models.features import month_index
 
-OPEN_STAGES = ["prospecting", "qualification", "proposal", "negotiation"]
 CATEGORICAL = ["stage_at_cutoff", "product_line"]
 NUMERIC = ["owner_stage_win_rate_logit", "owner_win_rate_logit", "source_win_rate_logit", "amount_log", "age_days_log", "days_in_stage_log",
            "days_to_expected_close", "stage_changes", "customer_interactions_3m_log", "owner_closed_deals_log"]
@@ -54,11 +53,12 @@ def _rate_history(closed: pl.DataFrame, key: str) -> pl.DataFrame:
             .select(key, "closed_at", f"{key}_wins", f"{key}_closed"))
 
 
-def _owner_stage_history(opportunities: pl.DataFrame) -> pl.DataFrame:
+def _owner_stage_history(opportunities: pl.DataFrame, open_stages: int) -> pl.DataFrame:
     """Per owner and open stage: running wins and closed deals among the owner's deals that reached it."""
     closed = opportunities.filter(pl.col("is_closed") & pl.col("closed_at").is_not_null())
     reached = (closed.select("owner_user_id", "closed_at", "is_won",
-                             pl.int_ranges(1, pl.col("max_stage_order_reached").clip(1, 4) + 1).alias("stage_order"))
+                             pl.int_ranges(1, pl.col("max_stage_order_reached").clip(1, open_stages) + 1)
+                             .alias("stage_order"))
                .explode("stage_order").sort("closed_at"))
     return (reached.with_columns(
         pl.col("is_won").cast(pl.Int64).cum_sum().over("owner_user_id", "stage_order").alias("owner_stage_wins"),
@@ -88,19 +88,22 @@ def snapshots(opportunities: pl.DataFrame, deal_stages: pl.DataFrame, activity: 
         (pl.col("created_at") < pl.col("cutoff")) & (pl.col("closed_at_or_far") >= pl.col("cutoff")))
     if open_at.is_empty():
         return open_at
-    events = deal_stages.filter(pl.col("stage").is_in(OPEN_STAGES)).select("opportunity_id", "stage", "entered_at")
+    # the installation's open stages (crm.yaml) in funnel order, as the stage mart numbers them
+    events = (deal_stages.filter(~pl.col("is_closed_stage") & pl.col("stage_order").is_not_null())
+              .select("opportunity_id", "stage", "stage_order", "entered_at"))
+    first_stage = events.sort("stage_order")["stage"].first() if events.height else None
+    open_stages = int(events["stage_order"].max() or 1) if events.height else 1
     stage_at = (open_at.select("opportunity_id", "cutoff")
                 .join(events, on="opportunity_id", how="inner")
                 .filter(pl.col("entered_at") < pl.col("cutoff"))
                 .sort("entered_at")
                 .group_by("opportunity_id", "cutoff")
                 .agg(pl.col("stage").last().alias("stage_at_cutoff"),
+                     pl.col("stage_order").last().alias("stage_order"),
                      pl.col("entered_at").last().alias("stage_entered_at"),
                      (pl.len() - 1).alias("stage_changes")))
     frame = open_at.join(stage_at, on=["opportunity_id", "cutoff"], how="left").with_columns(
-        pl.col("stage_at_cutoff").fill_null("prospecting"))
-    frame = frame.with_columns(
-        pl.col("stage_at_cutoff").replace_strict(OPEN_STAGES, [1, 2, 3, 4], return_dtype=pl.Int64).alias("stage_order"))
+        pl.col("stage_at_cutoff").fill_null(first_stage), pl.col("stage_order").fill_null(1).cast(pl.Int64))
 
     closed = opps.filter(pl.col("closed_at").is_not_null())
     prior = float(closed["is_won"].mean()) if closed.height else 0.3
@@ -110,7 +113,7 @@ def snapshots(opportunities: pl.DataFrame, deal_stages: pl.DataFrame, activity: 
         history = _rate_history(closed, key).rename({"closed_at": "cutoff"}).sort("cutoff")
         frame = frame.join_asof(history, on="cutoff", by=key, strategy="backward", allow_exact_matches=False,
                                 check_sortedness=False)
-    frame = frame.join_asof(_owner_stage_history(opportunities), on="cutoff", by=["owner_user_id", "stage_order"],
+    frame = frame.join_asof(_owner_stage_history(opportunities, open_stages), on="cutoff", by=["owner_user_id", "stage_order"],
                             strategy="backward", allow_exact_matches=False, check_sortedness=False)
     interactions = (activity.select("customer_key", month_index("month_start").alias("_m"), "interactions"))
     frame = frame.with_columns(month_index("cutoff").alias("_c"))
@@ -168,8 +171,9 @@ def predict(pipeline: Pipeline, examples: pl.DataFrame) -> np.ndarray:
 def stage_rates(examples: pl.DataFrame) -> dict[str, float]:
     """The baseline: the share of deal snapshots in each stage that ended won."""
     overall = float(examples["is_won"].cast(pl.Float64).mean())
-    rates = dict(examples.group_by("stage_at_cutoff").agg(pl.col("is_won").cast(pl.Float64).mean()).iter_rows())
-    return {stage: float(rates.get(stage, overall)) for stage in OPEN_STAGES} | {"_overall": overall}
+    rates = (examples.filter(pl.col("stage_at_cutoff").is_not_null()).group_by("stage_at_cutoff")
+             .agg(pl.col("is_won").cast(pl.Float64).mean()).sort("stage_at_cutoff"))
+    return {stage: float(rate) for stage, rate in rates.iter_rows()} | {"_overall": overall}
 
 
 def stage_rate_baseline(rates: dict[str, float], examples: pl.DataFrame) -> np.ndarray:
