@@ -66,6 +66,7 @@ def run_pipeline_command(home: CrmHome, job: str, console: Console) -> int:
 
 def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
     from pipelines.lib.ingest import batch_summary
+    from pipelines.lib.ingest.load_warnings import batch_warnings
 
     if not home.warehouse.exists():
         return
@@ -77,8 +78,9 @@ def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
     try:
         rows = batch_summary(con, run_id)
         reasons, resolved = _quarantine_state(con, run_id) if rows else ({}, 0)
+        warnings = batch_warnings(con, run_id)  # e.g. repeats that disagreed when a mapping collapsed them
     except duckdb.CatalogException:
-        rows, reasons, resolved = [], {}, 0
+        rows, reasons, resolved, warnings = [], {}, 0, []
     finally:
         con.close()
     if not rows:
@@ -104,6 +106,8 @@ def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
                       "(also on the portal's data-quality page):[/yellow]")
         for message in ignored:
             console.print(f"  {escape(message)}", highlight=False, soft_wrap=True)
+    for w in warnings:
+        console.print(f"[yellow]{escape(w['message'])}[/yellow]", highlight=False, soft_wrap=True)
     quarantined = sum(r["rows_quarantined"] for r in rows)
     if quarantined:
         console.print(f"{quarantined:,} rows quarantined: see raw._quarantine in the warehouse (reason, file, line).")
