@@ -40,6 +40,8 @@ def _round_trip(home: CrmHome, entities: list[str], path, preset: str, expected:
     for dry_run in (True, False):
         report = import_file(home, entities, path, mapping=preset, dry_run=dry_run)
         got = {e.entity: (e.inserted, e.quarantined) for e in report.entities}
+        assert all(e.accounted == e.rows_read for e in report.entities), [
+            (e.entity, e.rows_read, e.accounted) for e in report.entities]
         assert got == expected, (dry_run, got, [(f.line, f.field, f.reason, f.value) for e in report.entities
                                                 for f in e.faults])
     return report

@@ -40,7 +40,7 @@ from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, 
 from pipelines.lib.ingest.mapping import ColumnMapping, EntityMapping, MappingError, load_column_mapping
 from pipelines.lib.ingest.readers import FileRows, UnreadableFileError
 from pipelines.lib.ingest.run import entity_order
-from pipelines.lib.store import OperationalStore
+from pipelines.lib.store import OperationalStore, store_location
 from pipelines.lib.warehouse import quote_ident, raw_table
 from pipelines.presets import resolve_mapping
 
@@ -223,6 +223,14 @@ def _malformed_faults(rows: FileRows, entity: Entity, file: str) -> list[Fault]:
                   "a JSON object); fix the line's quoting or separators.") for bad in rows.malformed]
 
 
+def _take_reader_notes(report: EntityReport, rows: FileRows) -> None:
+    """What the reader says besides the rows: lines folded by `collapse` (counted as duplicates) and its
+    warnings (e.g. repeats that disagreed), as `crm run` will log them."""
+    report.duplicates += getattr(rows, "collapsed", 0)
+    for warning in getattr(rows, "warnings", []):
+        report.warn(warning.message)
+
+
 def _sample(report: EntityReport, entity: Entity, frame: pl.DataFrame) -> None:
     if report.sample or not frame.height:
         return
@@ -245,6 +253,7 @@ def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[File
     actor = f"import:{path.name}"
     for rows in pieces:
         report.rows_read += rows.rows_read
+        _take_reader_notes(report, rows)
         for fault in _malformed_faults(rows, entity, path.name):
             report.add_fault(fault)
         frame = rows.frame
@@ -271,7 +280,7 @@ def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[File
                         f"they are (first: line {line}, {record_id}); the store's record was changed later.")
         if dry_run or remember:
             refs.remember(entity.name, result.inserted)
-    where = f"operational store {store.display_url}"
+    where = f"operational store {store_location(store.url)}"
     report.outputs.append(f"{where}: audit rows by import:{path.name}" if not dry_run else f"{where} (unchanged)")
     return report
 
@@ -285,6 +294,7 @@ def _import_landing(home: CrmHome, entity: Entity, pieces: Iterator[FileRows], p
     days = _DayFiles(home, entity, path) if entity.partition_by_day and not dry_run else None
     for rows in pieces:
         report.rows_read += rows.rows_read
+        _take_reader_notes(report, rows)
         frame = to_text(rows.frame)
         _sample(report, entity, frame)
         text = frame.select(
