@@ -457,3 +457,85 @@ print(report.entities[0].rows_read, (peak - base) * 1024)
     rows, grown = map(int, done.stdout.split())
     assert rows == i
     assert grown < size * 0.4, f"peak memory grew by {grown / 2**20:.0f} MiB on a {size / 2**20:.0f} MiB file"
+
+
+def test_excel_workbook_is_read(home, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Deal", "Customer", "Rep", "Title", "Phase", "Value", "Due", "Opened", "Changed"])
+    sheet.append(["X1", "A1", "U1", "From Excel", "proposal", 1500.25, "2026-05-01", "2025-06-01T09:00:00",
+                  "2025-07-01T09:00:00"])
+    sheet.append(["X2", "A1", "U1", "Negative", "proposal", -3, "2026-05-01", "2025-06-01T09:00:00",
+                  "2025-07-01T09:00:00"])
+    path = tmp_path / "files" / "deals.xlsx"
+    book.save(path)
+    mapping = _write(tmp_path / "files", "m.yaml", DEALS_MAPPING)
+    [e] = import_file(home, ["opportunities"], path, mapping=str(mapping)).entities
+    assert (e.rows_read, e.inserted, e.quarantined) == (2, 1, 1)
+    assert [(f.line, f.field, f.reason) for f in e.faults] == [(3, "amount", "out_of_range")]
+    store = _store(home)
+    try:
+        assert store.get("opportunities", "X1")["amount"] == 1500.25
+    finally:
+        store.dispose()
+
+
+def test_file_options_in_pieces(tmp_path):
+    """Semicolons, Latin-1 and no header line: pieces give the rows and lines of the whole file."""
+    from pipelines.lib.ingest.mapping import load_column_mapping
+
+    rows = [f"P{i};Produkt {i} Größe;Hardware;{i % 50 + 1},5;2;10;false;true;2026-01-01T00:00:00"
+            for i in range(4_000)]
+    rows[1234] = "broken;line"
+    path = tmp_path / "artikel.txt"
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    mapping_file = _write(tmp_path, "m.yaml", "products:\n  file:\n    format: csv\n    delimiter: \";\"\n"
+                          "    encoding: latin-1\n    header: false\n    names: [id, name, line, price, cost, "
+                          "disc, rec, active, ts]\n  columns:\n    id: [product_id, sku]\n    name: product_name\n"
+                          "    line: product_line\n    price: list_price\n    cost: unit_cost\n"
+                          "    disc: max_discount_pct\n    rec: is_recurring\n    active: is_active\n"
+                          "    ts: updated_at\n  formats:\n    list_price: decimal_comma\n")
+    mapping = load_column_mapping(mapping_file).for_entity("products")
+    entity = load_contract().entity("products")
+    whole = read_file(path, entity, mapping, path.name)
+    pieces = list(read_pieces(path, entity, mapping, path.name, chunk_bytes=8_192))
+    assert len(pieces) > 10
+    frame = pl.concat([p.rows.frame for p in pieces])
+    assert frame.equals(whole.frame) and frame.height == 3_999
+    assert frame.filter(pl.col("product_id") == "P7").row(0, named=True)["product_name"] == "Produkt 7 Größe"
+    assert [m.line for p in pieces for m in p.rows.malformed] == [m.line for m in whole.malformed] == [1235]
+
+
+def test_landing_file_with_any_suffix_is_loaded_by_its_sidecar(home, tmp_path):
+    from pipelines.lib.ingest import ingest_all
+
+    files = tmp_path / "files"
+    export = _write(files, "catalogue.dat", "P1|Widget|Software|10|4|20|false|true|2026-01-01T00:00:00\n"
+                    "P2|Gadget|Hardware|5|2|20|false|true|2026-01-01T00:00:00\n")
+    mapping = _write(files, "m.yaml", "products:\n  file:\n    format: csv\n    delimiter: \"|\"\n    header: false\n"
+                     "    names: [product_id, product_name, product_line, list_price, unit_cost, max_discount_pct,"
+                     " is_recurring, is_active, updated_at]\n  columns:\n    product_id: [product_id, sku]\n")
+    [e] = import_file(home, ["products"], export, mapping=str(mapping)).entities
+    assert (e.inserted, e.quarantined) == (2, 0)
+    ingest_all(home, entities=["products"])
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        assert con.sql("SELECT product_id, sku FROM raw.products ORDER BY 1").fetchall() == [("P1", "P1"),
+                                                                                           ("P2", "P2")]
+
+
+def test_deals_may_refer_to_accounts_loaded_from_landing_files(home, tmp_path):
+    """An account that arrived in a landing file (a web shop's customer) is known to crm run; a deal
+    imported for it is accepted, as the next run will accept it."""
+    from pipelines.lib.ingest import ingest_all
+
+    files = tmp_path / "files"
+    (home.landing / "accounts").mkdir(parents=True, exist_ok=True)
+    _write(home.landing / "accounts", "shop_customers.csv", ACCOUNTS_CSV.splitlines()[0] + "\n"
+           "W1,Web Customer,B2C,DE,North,,webshop,2025-01-01T00:00:00,false,2026-01-01T00:00:00\n")
+    ingest_all(home)
+    deals = _write(files, "deals.csv", DEALS_CSV.splitlines()[0] + "\n"
+                   "D7,W1,U1,Shop upsell,proposal,99,2026-03-01,2025-06-01T09:00:00,2025-07-01T09:00:00\n")
+    [e] = import_file(home, ["opportunities"], deals, mapping=str(_write(files, "m.yaml", DEALS_MAPPING))).entities
+    assert (e.inserted, e.quarantined) == (1, 0)

@@ -251,6 +251,7 @@ def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[File
                   dry_run: bool, refs: _References, remember: bool) -> EntityReport:
     report = EntityReport(entity.name, "store")
     actor = f"import:{path.name}"
+    landed = refs.from_landing(entity)
     for rows in pieces:
         report.rows_read += rows.rows_read
         _take_reader_notes(report, rows)
@@ -261,7 +262,7 @@ def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[File
         if not frame.height:
             continue
         result = store.upsert_many(entity.name, frame, actor, path.name, dry_run=dry_run,
-                                   pending_ids=refs.pending)
+                                   pending_ids={**landed, **refs.pending} if landed else refs.pending)
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         report.unchanged += result.unchanged
@@ -417,6 +418,21 @@ class _References:
 
     def remember(self, entity_name: str, ids) -> None:
         self.pending.setdefault(entity_name, set()).update(str(i) for i in ids if i is not None)
+
+    def from_landing(self, entity: Entity) -> dict[str, set[str]]:
+        """For a store entity's references to entities that also arrive in landing files (accounts from a
+        web shop): the ids `crm run` has loaded from those files, which the store alone does not know."""
+        out: dict[str, set[str]] = {}
+        for column in entity.columns:
+            target = self.contract.entity(column.reference[0]) if column.reference else None
+            if target is None or not (target.in_store and target.in_landing) or target.name in out:
+                continue
+            if target.name not in self._known:
+                self._known[target.name] = self._load(target.name)
+            known = self._known[target.name]
+            loaded = known[0] if known is not None else pl.Series("id", [], pl.String)
+            out[target.name] = set(loaded.to_list()) | self.pending.get(target.name, set())
+        return out
 
     def ids(self, target_name: str, entity: Entity, text: pl.DataFrame) -> KnownIds:
         if target_name not in self._known:
