@@ -368,10 +368,14 @@ def test_erasure_removes_the_erased_records_from_the_change_log(tmp_path):
         store.update("contacts", "C-1", {"job_title": "CEO"}, row["version"], actor="U-1")
         row = store.get("accounts", "ACC-2")
         store.update("accounts", "ACC-2", {"city": "Kiel"}, row["version"], actor="U-1")
-        assert ("accounts", "ACC-1") in _changes(store) and ("contacts", "C-1") in _changes(store)
+        row = store.get("contacts", "C-1")
+        store.update("contacts", "C-1", {"job_title": "Founder"}, row["version"], actor="U-1")  # the newest entry
+        assert ("accounts", "ACC-1") in _changes(store) and _changes(store)[-1] == ("contacts", "C-1")
+        position = store.change_position()
         erase_customer(home, "ACC-1", actor="dpo")
         left = _changes(store)
         assert not [c for c in left if c[1] in ("ACC-1", "C-1")]
         assert ("accounts", "ACC-2") in left and ("accounts", None) in left
+        assert store.change_position() == position  # ids are never handed out again
     finally:
         store.dispose()

@@ -33,6 +33,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 #: The change log every write path appends to (see `OperationalStore.record_changes`).
 CHANGES_TABLE = "store_changes"
+#: SQLite: the id the next change-log entry gets. AUTOINCREMENT keeps the largest id ever handed out in
+#: sqlite_sequence (in the writing transaction), so deleting entries (erasure) never moves it back.
+_SQLITE_NEXT_CHANGE = f"SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = '{CHANGES_TABLE}'"
 
 __all__ = ["OperationalStore", "StaleEditError", "RecordValidationError", "RecordNotFoundError",
            "mask_password", "store_location"]
@@ -229,9 +232,9 @@ class OperationalStore:
 
         Take it BEFORE reading the rows it stands for; whatever commits meanwhile is read again next time.
         SQLite serialises writers, so its autoincrement `change_id`s are handed out in commit order and the
-        position is the last one plus one. PostgreSQL hands out ids (and transaction ids) before commit, so
-        a later id can be visible while an earlier one is still open: there the position is the oldest
-        transaction id still running (`pg_snapshot_xmin`), and entries are compared by their `txid`.
+        position is the last one handed out plus one. PostgreSQL hands out ids (and transaction ids) before
+        commit, so a later id can be visible while an earlier one is still open: there the position is the
+        oldest transaction id still running (`pg_snapshot_xmin`), and entries are compared by their `txid`.
         """
         if not self._has_change_log:
             self._has_change_log = bool(self.table_columns(CHANGES_TABLE))
@@ -239,7 +242,7 @@ class OperationalStore:
                 return None
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
-                sql = f"SELECT coalesce(max(change_id), 0) + 1 FROM {CHANGES_TABLE}"
+                sql = _SQLITE_NEXT_CHANGE
             else:
                 sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
             return int(conn.exec_driver_sql(sql).scalar_one())
@@ -260,7 +263,7 @@ class OperationalStore:
             return
         if self.dialect == "sqlite":
             position, mark = "change_id", "?"
-            horizon = f"(SELECT coalesce(max(change_id), 0) + 1 FROM {CHANGES_TABLE})"
+            horizon = f"({_SQLITE_NEXT_CHANGE})"
         else:
             position, mark = "txid", "%s"
             horizon = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
