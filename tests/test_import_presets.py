@@ -287,7 +287,8 @@ def test_webshop_orders(home, tmp_path, store):
     ingest_all(home)
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         orders = con.sql("SELECT order_id, status, CAST(order_date AS VARCHAR) FROM raw.orders ORDER BY 1").fetchall()
-        lines = con.sql("SELECT order_line_id, product_id, quantity FROM raw.order_lines ORDER BY 1").fetchall()
+        lines = con.sql("SELECT order_line_id, product_id, quantity, line_amount FROM raw.order_lines "
+                        "ORDER BY 1").fetchall()
     assert orders == [("1001", "completed", "2026-01-05"), ("1002", "returned", "2026-01-06"),
                       ("1003", "completed", "2026-01-07")]
-    assert lines == [("1001-1", "SKU-1", 2), ("1001-2", "SKU-2", 1), ("1002-1", "SKU-1", 1)]
+    assert lines == [("1001-1", "SKU-1", 2, 20.0), ("1001-2", "SKU-2", 1, 4.5), ("1002-1", "SKU-1", 1, 10.0)]
