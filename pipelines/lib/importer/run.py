@@ -16,8 +16,6 @@ The file is read a piece at a time (`chunks.read_pieces`), so memory does not gr
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +24,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -35,16 +32,15 @@ from pipelines.contract.validate import ROW, to_text
 from pipelines.lib.erasure import drop_erased, load_tombstones
 from pipelines.lib.home import CrmHome
 from pipelines.lib.importer.chunks import CHUNK_BYTES, Piece, read_pieces
+from pipelines.lib.importer.placing import DayFiles, place_file
+from pipelines.lib.importer.references import References
 from pipelines.lib.importer.report import SAMPLE_ROWS, EntityReport, Fault, ImportReport
-from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, SRC, KnownIds, check_batch
-from pipelines.lib.ingest.mapping import ColumnMapping, EntityMapping, MappingError, load_column_mapping
+from pipelines.lib.ingest.checks import LINE, QUARANTINE_SCHEMA, SRC, check_batch
+from pipelines.lib.ingest.mapping import ColumnMapping, MappingError, load_column_mapping
 from pipelines.lib.ingest.readers import FileRows, UnreadableFileError
 from pipelines.lib.ingest.run import entity_order
 from pipelines.lib.store import OperationalStore, store_location
-from pipelines.lib.warehouse import quote_ident, raw_table
 from pipelines.presets import resolve_mapping
-
-SIDECAR_SUFFIX = ".mapping.yaml"
 
 
 class ImportFailed(ValueError):
@@ -87,7 +83,7 @@ def import_file(home: CrmHome, entities: list[str], path: Path, mapping: str | N
         store.contract = contract
     placed: Path | None = None  # the first landing copy of the file (others are hard-linked to it)
     try:
-        refs = _References(home, contract, store)
+        refs = References(home, contract, store)
         wanted = _referenced_later(contract, names)
         with _progress(console) as advance:
             for name in names:
@@ -100,7 +96,7 @@ def import_file(home: CrmHome, entities: list[str], path: Path, mapping: str | N
                 else:
                     result = _import_landing(home, entity, pieces, path, refs, name in wanted, dry_run)
                     if not dry_run:
-                        placed = _place(home, entity, path, placed, entity_mapping, mapping_path if explicit
+                        placed = place_file(home, entity, path, placed, entity_mapping, mapping_path if explicit
                                         else None, result)
                 report.entities.append(result)
     except UnreadableFileError as exc:
@@ -248,7 +244,7 @@ def _add_faults(report: EntityReport, faults: pl.DataFrame, file: str, line_colu
 
 # --- store entities ---------------------------------------------------------------------------------------
 def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[FileRows], path: Path,
-                  dry_run: bool, refs: _References, remember: bool) -> EntityReport:
+                  dry_run: bool, refs: References, remember: bool) -> EntityReport:
     report = EntityReport(entity.name, "store")
     actor = f"import:{path.name}"
     landed = refs.from_landing(entity)
@@ -288,11 +284,11 @@ def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[File
 
 # --- landing entities -------------------------------------------------------------------------------------
 def _import_landing(home: CrmHome, entity: Entity, pieces: Iterator[FileRows], path: Path,
-                    refs: _References, remember: bool, dry_run: bool) -> EntityReport:
+                    refs: References, remember: bool, dry_run: bool) -> EntityReport:
     """Check the file as `crm run` will (same readers, same row checks) and count what it will load."""
     report = EntityReport(entity.name, "landing")
     tombstones = load_tombstones(refs.store) if refs.store is not None else _landing_tombstones(home)
-    days = _DayFiles(home, entity, path) if entity.partition_by_day and not dry_run else None
+    days = DayFiles(home, entity, path) if entity.partition_by_day and not dry_run else None
     for rows in pieces:
         report.rows_read += rows.rows_read
         _take_reader_notes(report, rows)
@@ -336,148 +332,3 @@ def _landing_tombstones(home: CrmHome) -> set[str]:
         return load_tombstones(store)
     finally:
         store.dispose()
-
-
-def _place(home: CrmHome, entity: Entity, path: Path, placed: Path | None, mapping: EntityMapping,
-           mapping_path: Path | None, report: EntityReport) -> Path | None:
-    """Put the file in `landing/<entity>/` (hard link to an earlier copy where possible) with its sidecar
-    mapping. Day-partitioned entities were written by `_DayFiles` instead."""
-    if entity.partition_by_day:
-        return placed
-    folder = home.landing / entity.name
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    if not (target.exists() and target.resolve() == path.resolve()):
-        tmp = target.with_name(f".{target.name}.importing")
-        tmp.unlink(missing_ok=True)
-        try:
-            if placed is None:
-                raise OSError("first copy")
-            os.link(placed, tmp)
-        except OSError:
-            shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
-    report.outputs.append(f"{target.relative_to(home.root)} (loaded by the next `crm run`)")
-    sidecar = folder / (path.name + SIDECAR_SUFFIX)
-    if mapping_path is not None:
-        sidecar.write_text(f"# The mapping of {path.name}, written by `crm import` from {mapping_path.name}.\n"
-                           + _section_text(mapping_path, entity.name), encoding="utf-8")
-        report.outputs.append(f"{sidecar.relative_to(home.root)} (its mapping)")
-    else:
-        sidecar.unlink(missing_ok=True)  # an earlier import's mapping would no longer fit this file
-    return target
-
-
-def _section_text(mapping_path: Path, entity_name: str) -> str:
-    """The entity's section of a mapping file as YAML text, `{entity: section}`, its scalars written as
-    they were (a value such as `yes` stays the text it was, whatever a YAML loader makes of it)."""
-    root = yaml.compose(mapping_path.read_text(encoding="utf-8"))
-    section = next(((k, v) for k, v in root.value if k.value == entity_name), None)
-    if section is None:
-        return f"{entity_name}: {{}}\n"
-    return yaml.serialize(yaml.MappingNode("tag:yaml.org,2002:map", [section]))
-
-
-class _DayFiles:
-    """Rows of a day-partitioned entity (interactions) appended to one file per day, in contract columns."""
-
-    def __init__(self, home: CrmHome, entity: Entity, path: Path):
-        self.entity = entity
-        self.folder = home.landing / entity.name
-        self.stem = path.stem
-        self.paths: dict[str, Path] = {}
-
-    def write(self, text: pl.DataFrame) -> None:
-        column = self.entity.partition_by_day
-        day = pl.col(column).str.strip_chars().str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-        frame = text.with_columns(day.alias("__day")).filter(pl.col("__day").is_not_null())
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for (value,), part in frame.partition_by("__day", as_dict=True, maintain_order=True).items():
-            name = f"{value.isoformat()}_{self.stem}.csv"
-            target = self.folder / name
-            fresh = name not in self.paths
-            self.paths[name] = target
-            with open(target, "wb" if fresh else "ab") as fh:
-                part.select(self.entity.column_names).write_csv(fh, include_header=fresh)
-
-    def written(self) -> list[str]:
-        return [f"{len(self.paths)} day file(s) landing/{self.entity.name}/<day>_{self.stem}.csv "
-                "(loaded by the next `crm run`)"] if self.paths else []
-
-
-class _References:
-    """Ids a reference may point to: the store, the warehouse's raw layer and this import's own rows."""
-
-    def __init__(self, home: CrmHome, contract: Contract, store: OperationalStore | None):
-        self.home = home
-        self.contract = contract
-        self.store = store
-        self.pending: dict[str, set[str]] = {}
-        self.unchecked: dict[str, list[str]] = {}
-        self._known: dict[str, pl.Series | None] = {}
-
-    def remember(self, entity_name: str, ids) -> None:
-        self.pending.setdefault(entity_name, set()).update(str(i) for i in ids if i is not None)
-
-    def from_landing(self, entity: Entity) -> dict[str, set[str]]:
-        """For a store entity's references to entities that also arrive in landing files (accounts from a
-        web shop): the ids `crm run` has loaded from those files, which the store alone does not know."""
-        out: dict[str, set[str]] = {}
-        for column in entity.columns:
-            target = self.contract.entity(column.reference[0]) if column.reference else None
-            if target is None or not (target.in_store and target.in_landing) or target.name in out:
-                continue
-            if target.name not in self._known:
-                self._known[target.name] = self._load(target.name)
-            known = self._known[target.name]
-            loaded = known[0] if known is not None else pl.Series("id", [], pl.String)
-            out[target.name] = set(loaded.to_list()) | self.pending.get(target.name, set())
-        return out
-
-    def ids(self, target_name: str, entity: Entity, text: pl.DataFrame) -> KnownIds:
-        if target_name not in self._known:
-            self._known[target_name] = self._load(target_name)
-        known = self._known[target_name]
-        pending = pl.Series("id", sorted(self.pending.get(target_name, ())), dtype=pl.String)
-        if known is None and not len(pending) and target_name != entity.name:
-            names = self.unchecked.setdefault(entity.name, [])
-            if target_name not in names:
-                names.append(target_name)
-            referenced = pl.concat([text.get_column(c.name) for c in entity.columns
-                                    if c.reference and c.reference[0] == target_name]).drop_nulls()
-            return KnownIds(referenced, pl.DataFrame(schema=PARENT_SCHEMA))
-        loaded, quarantined = known if known is not None else (None, pl.DataFrame(schema=PARENT_SCHEMA))
-        return KnownIds(pl.concat([s for s in (loaded, pending) if s is not None]).cast(pl.String), quarantined)
-
-    def _load(self, name: str) -> tuple[pl.Series, pl.DataFrame] | None:
-        """(ids in the store and in raw, ids only in raw's quarantine with file and line), as `crm run`
-        knows them; None if neither has ever held the entity."""
-        target = self.contract.entity(name)
-        parts: list[pl.Series] = []
-        quarantined = pl.DataFrame(schema=PARENT_SCHEMA)
-        if target.in_store and self.store is not None:
-            from sqlalchemy import text as sql_text
-
-            with self.store.engine.connect() as conn:
-                rows = conn.execute(sql_text(f"SELECT {target.primary_key} FROM {target.name}"))  # noqa: S608
-                parts.append(pl.Series("id", [str(r[0]) for r in rows], dtype=pl.String))
-        if self.home.warehouse.exists():
-            try:
-                with duckdb.connect(str(self.home.warehouse), read_only=True) as con:
-                    frame = con.sql(f"SELECT CAST({quote_ident(target.primary_key)} AS VARCHAR) AS id "  # noqa: S608
-                                    f"FROM {raw_table(target)}").pl()
-                    parts.append(frame.get_column("id"))
-                    quarantined = con.sql(
-                        f"SELECT record_id AS id, any_value(source_file) AS source_file, "  # noqa: S608
-                        f"any_value(CAST(source_line AS BIGINT)) AS source_line, any_value(reason) AS reason "
-                        f"FROM {raw_table('_quarantine')} WHERE entity = ? AND record_id IS NOT NULL "
-                        "GROUP BY record_id", params=[name]).pl().cast(PARENT_SCHEMA)
-            except duckdb.Error:
-                pass  # no raw layer yet, or a run holds the warehouse: the store and this import decide
-        never_held = not any(len(p) for p in parts) and not quarantined.height
-        if never_held and not (target.in_store and self.store is not None):
-            return None
-        loaded = pl.concat(parts) if parts else pl.Series("id", [], pl.String)
-        quarantined = quarantined.filter(~pl.col("id").is_in(loaded.implode()))
-        return loaded, quarantined
-
