@@ -13,13 +13,11 @@ import yaml
 from pipelines.contract import Entity
 from pipelines.lib.home import CrmHome
 from pipelines.lib.importer.report import EntityReport
-from pipelines.lib.ingest.mapping import EntityMapping
-
-SIDECAR_SUFFIX = ".mapping.yaml"
+from pipelines.lib.ingest.mapping import SIDECAR_SUFFIXES
 
 
-def place_file(home: CrmHome, entity: Entity, path: Path, placed: Path | None, mapping: EntityMapping,
-           mapping_path: Path | None, report: EntityReport) -> Path | None:
+def place_file(home: CrmHome, entity: Entity, path: Path, placed: Path | None, mapping_path: Path | None,
+               report: EntityReport) -> Path | None:
     """Put the file in `landing/<entity>/` (hard link to an earlier copy where possible) with its sidecar
     mapping. Day-partitioned entities were written by `DayFiles` instead."""
     if entity.partition_by_day:
@@ -27,25 +25,38 @@ def place_file(home: CrmHome, entity: Entity, path: Path, placed: Path | None, m
     folder = home.landing / entity.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
+    # the mapping first: a run that sees the new file must read it with its mapping
+    sidecar = folder / (path.name + SIDECAR_SUFFIXES[0])
+    for suffix in SIDECAR_SUFFIXES[1:]:
+        (folder / (path.name + suffix)).unlink(missing_ok=True)
+    if mapping_path is not None:
+        _write_atomically(sidecar, (f"# The mapping of {path.name}, written by `crm import` from "
+                                    f"{mapping_path.name}.\n" + _section_text(mapping_path, entity.name)).encode())
+    else:
+        sidecar.unlink(missing_ok=True)  # an earlier import's mapping would no longer fit this file
     if not (target.exists() and target.resolve() == path.resolve()):
         tmp = target.with_name(f".{target.name}.importing")
         tmp.unlink(missing_ok=True)
-        try:
-            if placed is None:
-                raise OSError("first copy")
-            os.link(placed, tmp)
-        except OSError:
+        linked = False
+        if placed is not None:
+            try:
+                os.link(placed, tmp)
+                linked = True
+            except OSError:  # another file system, or links not supported: a copy then
+                linked = False
+        if not linked:
             shutil.copyfile(path, tmp)
         os.replace(tmp, target)
     report.outputs.append(f"{target.relative_to(home.root)} (loaded by the next `crm run`)")
-    sidecar = folder / (path.name + SIDECAR_SUFFIX)
     if mapping_path is not None:
-        sidecar.write_text(f"# The mapping of {path.name}, written by `crm import` from {mapping_path.name}.\n"
-                           + _section_text(mapping_path, entity.name), encoding="utf-8")
         report.outputs.append(f"{sidecar.relative_to(home.root)} (its mapping)")
-    else:
-        sidecar.unlink(missing_ok=True)  # an earlier import's mapping would no longer fit this file
     return target
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.importing")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
 
 
 def _section_text(mapping_path: Path, entity_name: str) -> str:

@@ -96,8 +96,8 @@ def import_file(home: CrmHome, entities: list[str], path: Path, mapping: str | N
                 else:
                     result = _import_landing(home, entity, pieces, path, refs, name in wanted, dry_run)
                     if not dry_run:
-                        placed = place_file(home, entity, path, placed, entity_mapping, mapping_path if explicit
-                                        else None, result)
+                        placed = place_file(home, entity, path, placed, mapping_path if explicit else None,
+                                            result)
                 report.entities.append(result)
     except UnreadableFileError as exc:
         raise ImportFailed(str(exc)) from exc
