@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pipelines.lib.child_processes import parent_bound_command
 from pipelines.lib.home import CrmHome
 
 APP = Path(__file__).with_name("streamlit_app.py")
@@ -37,10 +38,11 @@ def portal_env(home: CrmHome) -> dict[str, str]:
 
 
 def start_portal(home: CrmHome, port: int, address: str = "127.0.0.1", log: Path | None = None) -> subprocess.Popen:
-    """Start the portal in the background; the caller stops it (`stop_portal`)."""
+    """Start the portal in the background; the caller stops it (`stop_portal`), and it ends with the caller
+    even when that is killed (pipelines.lib.child_processes)."""
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child process
-    return subprocess.Popen(portal_command(port, address), env=portal_env(home), stdout=out, stderr=subprocess.STDOUT,
-                            cwd=str(APP.parent.parent), start_new_session=True)
+    return subprocess.Popen(parent_bound_command(portal_command(port, address)), env=portal_env(home), stdout=out,
+                            stderr=subprocess.STDOUT, cwd=str(APP.parent.parent), start_new_session=True)
 
 
 def wait_until_up(port: int, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:

@@ -124,10 +124,10 @@ def test_launcher_runs_the_program_in_place_and_ties_it_to_its_parent(tmp_path):
             _kill([child_pid])
 
 
-def test_preexec_hook_ties_a_popen_child_to_its_parent():
+def test_command_of_our_own_subprocess_call_is_tied_to_its_parent():
     starter = ("import subprocess, time\n"
-               "from pipelines.lib.child_processes import die_with_parent\n"
-               "child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent)\n"
+               "from pipelines.lib.child_processes import parent_bound_command\n"
+               "child = subprocess.Popen(parent_bound_command(['sleep', '60']))\n"
                "print(child.pid, flush=True)\n"
                "time.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", starter], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
@@ -143,3 +143,19 @@ def test_preexec_hook_ties_a_popen_child_to_its_parent():
             parent.kill()
         if child_pid:
             _kill([child_pid])
+
+
+def test_a_child_whose_parent_died_before_it_was_tied_exits_at_once(tmp_path):
+    """A launcher written for a process that is gone (it died between starting the child and the child's
+    request for the signal) does not run the program."""
+    from pipelines.lib import child_processes
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    script = tmp_path / "echo"
+    script.write_text(child_processes._LAUNCHER.format(
+        python=sys.executable, parent=int(gone.stdout), target="/bin/echo",
+        option=child_processes.PR_SET_PDEATHSIG), encoding="utf-8")
+    script.chmod(0o700)
+    done = subprocess.run([str(script), "should not print"], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (137, "")

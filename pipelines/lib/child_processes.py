@@ -5,11 +5,13 @@ next run could not open it. On Linux the kernel sends a chosen signal to a proce
 (`prctl(PR_SET_PDEATHSIG)`); the child has to ask for it itself, before it runs the program, and the
 request survives `execve`. Two ways to ask, one mechanism:
 
-- `die_with_parent` is a `preexec_fn` for the `subprocess.Popen` calls the platform makes itself;
 - `parent_bound_executable(path)` is for libraries that start a program themselves and take only its
   path (dagster-dbt's `DbtCliResource` has no preexec hook): it returns a small launcher, written once per
   process, that asks for the signal and then `exec`s the program in place, so the program itself (same
-  pid, same arguments) is killed with its parent.
+  pid, same arguments) is killed with its parent;
+- `parent_bound_command(argv)` is the same for the `subprocess` calls the platform makes itself. (Not a
+  `preexec_fn`: Python documents those as unsafe in a process with threads, which Dagster and Streamlit
+  processes always have.)
 
 If the parent died before the request was made, the child sees a different parent and exits at once.
 The kernel ties the signal to the *thread* that started the child: start long-lived children from a
@@ -20,12 +22,11 @@ calling thread). Elsewhere than Linux there is no such request; the launcher the
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import shutil
-import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -48,12 +49,6 @@ os.execv({target!r}, [{target!r}, *sys.argv[1:]])
 _launchers: dict[tuple[int, str], str] = {}
 
 
-def die_with_parent() -> None:
-    """`preexec_fn` for `subprocess.Popen`: the child gets SIGKILL when the process that started it dies."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def parent_bound_executable(target: str) -> str:
     """Path of a launcher that runs `target` (an executable's path) tied to this process; see module doc.
 
@@ -68,6 +63,14 @@ def parent_bound_executable(target: str) -> str:
         launcher.chmod(0o700)
         _launchers[key] = str(launcher)
     return _launchers[key]
+
+
+def parent_bound_command(argv: Sequence[str]) -> list[str]:
+    """`argv` with its program replaced by a launcher that ties it to this process (see module doc)."""
+    program = shutil.which(argv[0])
+    if program is None:
+        raise FileNotFoundError(f"{argv[0]} was not found on PATH; install it or give its full path.")
+    return [parent_bound_executable(os.path.abspath(program)), *argv[1:]]
 
 
 def _remove_if_mine(folder: Path, creator: int) -> None:

@@ -2,6 +2,10 @@
 
 `crm run` uses this: DAGSTER_HOME is `$CRM_HOME/dagster` (with the repo's dagster.yaml copied there), so
 runs started from the command line appear in the Dagster UI (`crm ui`) next to scheduled ones.
+
+A run killed outright (SIGKILL) leaves nothing running behind it: the dbt it starts is tied to the process
+(`pipelines.lib.child_processes`), so the warehouse lock goes with it, and the next run fails the abandoned
+Dagster run and frees its pool slot (`release_abandoned_runs`).
 """
 
 from __future__ import annotations
