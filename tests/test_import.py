@@ -539,3 +539,33 @@ def test_deals_may_refer_to_accounts_loaded_from_landing_files(home, tmp_path):
                    "D7,W1,U1,Shop upsell,proposal,99,2026-03-01,2025-06-01T09:00:00,2025-07-01T09:00:00\n")
     [e] = import_file(home, ["opportunities"], deals, mapping=str(_write(files, "m.yaml", DEALS_MAPPING))).entities
     assert (e.inserted, e.quarantined) == (1, 0)
+
+
+def test_a_record_changed_during_the_import_stops_its_batch(home, tmp_path, monkeypatch):
+    """Someone saves a deal between the import's read and its write: the batch is not written (no lost
+    update), and the import says to run again."""
+    from pipelines.lib.store import upsert
+
+    files = tmp_path / "files"
+    mapping = str(_write(files, "m.yaml", DEALS_MAPPING))
+    import_file(home, ["opportunities"], _write(files, "deals.csv", DEALS_CSV), mapping=mapping)
+    changed = DEALS_CSV.replace("Big deal,prospecting", "Big deal,qualification").replace(
+        "2025-07-01T09:00:00", "2025-09-01T09:00:00")
+    read = upsert._stored
+
+    def read_then_someone_saves(conn, entity, ids):
+        stored = read(conn, entity, ids)
+        for record in stored.values():
+            record["version"] -= 1  # as if the portal saved after this read
+        return stored
+
+    monkeypatch.setattr(upsert, "_stored", read_then_someone_saves)
+    with pytest.raises(ImportFailed, match="changed by someone else during the import"):
+        import_file(home, ["opportunities"], _write(files, "deals.csv", changed), mapping=mapping)
+    store = _store(home)
+    try:
+        d1 = store.get("opportunities", "D1")
+        assert (d1["stage"], d1["version"]) == ("prospecting", 1)
+        assert len(store.audit_rows("opportunities", "D1")) == 1
+    finally:
+        store.dispose()

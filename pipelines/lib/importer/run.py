@@ -39,7 +39,7 @@ from pipelines.lib.ingest.checks import LINE, QUARANTINE_SCHEMA, SRC, check_batc
 from pipelines.lib.ingest.mapping import ColumnMapping, MappingError, load_column_mapping
 from pipelines.lib.ingest.readers import FileRows, UnreadableFileError
 from pipelines.lib.ingest.run import entity_order
-from pipelines.lib.store import OperationalStore, store_location
+from pipelines.lib.store import OperationalStore, StaleEditError, store_location
 from pipelines.presets import resolve_mapping
 
 
@@ -99,7 +99,7 @@ def import_file(home: CrmHome, entities: list[str], path: Path, mapping: str | N
                         placed = place_file(home, entity, path, placed, mapping_path if explicit else None,
                                             result)
                 report.entities.append(result)
-    except UnreadableFileError as exc:
+    except (UnreadableFileError, StaleEditError) as exc:
         raise ImportFailed(str(exc)) from exc
     finally:
         if store is not None:

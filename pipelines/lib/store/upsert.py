@@ -44,6 +44,7 @@ class UpsertResult:
     """What one call did (or, with `dry_run`, would do) to the store."""
 
     entity: str
+    source: str                                            # the file the rows come from, for messages
     rows_read: int = 0
     inserted: list[str] = field(default_factory=list)      # ids created (version 1)
     updated: list[str] = field(default_factory=list)       # ids whose values changed (version + 1)
@@ -59,9 +60,6 @@ class UpsertResult:
     def quarantined(self) -> int:
         return self.faults.height
 
-    @property
-    def written_ids(self) -> list[str]:
-        return self.inserted + self.updated
 
 
 def upsert_frame(store: OperationalStore, entity: Entity, frame: pl.DataFrame, actor: str, source: str,
@@ -73,7 +71,7 @@ def upsert_frame(store: OperationalStore, entity: Entity, frame: pl.DataFrame, a
     """
     from pipelines.lib.store import _now
 
-    result = UpsertResult(entity.name, rows_read=frame.height)
+    result = UpsertResult(entity.name, source, rows_read=frame.height)
     now = _now().strftime("%Y-%m-%dT%H:%M:%S")
     text = _as_batch(entity, frame, now, result)
     text, erased = _drop_erased(store, entity, text)
@@ -218,9 +216,10 @@ def _write_batch(store: OperationalStore, entity: Entity, records: list[dict[str
             done = conn.execute(sql_text(f"UPDATE {table} SET {sets}, version = version + 1 "
                                          f"WHERE {pk} = :__id AND version = :__version"), updates)
             if done.rowcount not in (len(updates), -1):
-                raise StaleEditError(f"{entity.name}: {len(updates) - done.rowcount} record(s) were changed by "
-                                     "someone else during the import; nothing of this batch was written, "
-                                     "run the import again.")
+                raise StaleEditError(f"{result.source}: {len(updates) - done.rowcount} {entity.name} record(s) were "
+                                     "changed by someone else during the import, so this batch of "
+                                     f"{len(records):,} rows was not written (earlier ones were); run the "
+                                     "import again: what is already stored is skipped as unchanged.")
         deferred = _DeferredInserts(conn)
         for old, after in changes:  # `after` is already what `get` returns: ISO text, bool, float
             store._audit(deferred, actor, "import", entity, after[pk], old, after)
