@@ -7,6 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.contract import load_contract
 from pipelines.lib.ingest.mapping import EntityMapping
@@ -135,3 +137,29 @@ def test_order_and_repeat_shortcuts_see_rows_out_of_order_and_unsorted_repeats()
     assert not _in_source_order(pl.DataFrame({SRC: [1, 1], LINE: [3, 2]}))
     assert _has_repeats(pl.Series(["a", "b", "b", "c"])) and not _has_repeats(pl.Series(["a", "b", "c"]))
     assert _has_repeats(pl.Series(["c", "a", "c"])) and not _has_repeats(pl.Series(["c", "a", "b"]))
+
+
+@settings(max_examples=500, derandomize=True, deadline=None, database=None)
+@given(st.text(alphabet='",;\n\r a', max_size=80), st.sampled_from([",", ";"]))
+def test_quote_rule_fast_path_equals_the_quote_by_quote_walk(text: str, delimiter: str):
+    """The vectorised quote check with its stray-quote repairs (used for files with many quotes) decides
+    every quote as the one-by-one walk does (used for files with few)."""
+    import numpy as np
+
+    from pipelines.lib.ingest import readers
+
+    arr = np.frombuffer(text.encode(), dtype=np.uint8)
+    walked = readers._quoted(arr, ord(delimiter))
+    original = readers._WALK_BELOW
+    try:
+        readers._WALK_BELOW = -1
+        fast = readers._quoted(arr, ord(delimiter))
+    finally:
+        readers._WALK_BELOW = original
+    if walked[0] is None:
+        assert fast[0] is None
+        return
+    if fast[0] is not None and len(readers.np.flatnonzero(arr == 34)) and len(fast[1]) < readers._MAX_STRAY_QUOTES:
+        other = arr != 34  # the state is read at delimiters and line breaks, never at a quote itself
+        assert np.array_equal(fast[0][other], walked[0][other])
+        assert sorted(fast[1].tolist()) == sorted(walked[1].tolist())

@@ -151,7 +151,8 @@ def _quoted(arr: np.ndarray, delim: int) -> tuple[np.ndarray | None, np.ndarray]
     literal = np.zeros(len(quotes), dtype=bool)
     irregular: list[int] = []
     start = 0
-    for _ in range(_MAX_STRAY_QUOTES):
+    # few quotes: walking them one by one is cheaper than re-checking the rest after each stray one
+    for _ in range(_MAX_STRAY_QUOTES if len(quotes) > _WALK_BELOW else 1):
         opening = inside[quotes[start:]] == 1
         # an opening right after a quote continues a quoted field ("" is a quote) only if that quote closed it
         escape = follows_quote[start:] & (inside[np.maximum(quotes[start:] - 1, 0)] == 0)
@@ -162,6 +163,8 @@ def _quoted(arr: np.ndarray, delim: int) -> tuple[np.ndarray | None, np.ndarray]
         bad = np.flatnonzero(~legal)
         if not len(bad):
             return inside, np.array(irregular, dtype=np.int64)
+        if len(quotes) <= _WALK_BELOW:
+            break
         j = start + int(bad[0])
         irregular.append(int(quotes[j]))
         if opening[bad[0]]:   # a stray quote: data, so the state after it flips back
@@ -177,6 +180,7 @@ def _quoted(arr: np.ndarray, delim: int) -> tuple[np.ndarray | None, np.ndarray]
 
 
 _MAX_STRAY_QUOTES = 64
+_WALK_BELOW = 4096
 
 
 def _walk_quotes(arr: np.ndarray, quotes: list[int], delim: int) -> tuple[list[int], list[int]]:
