@@ -191,7 +191,8 @@ file the parser misreads fails the reconciliation instead of passing it:
   a delimited file is its header unless the mapping says `header: false`; every other line is one row;
 - a quoted value may hold a line break (`"two\nlines"`): those lines are one row if Python's `csv` module,
   reading exactly those lines again, finds one record with the header's number of fields;
-- Parquet: the row count in the file's metadata.
+- Parquet: the row count in the file's metadata; Excel (`.xlsx`): the sheet's rows that are not empty, after
+  the header row.
 
 **Quotes.** As in RFC 4180 and Python's `csv` module, a `"` opens a quoted value only at the start of a
 field, `""` inside it is a quote, and a quote anywhere else is part of the value (`INV-1"` is the id

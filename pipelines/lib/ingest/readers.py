@@ -528,10 +528,9 @@ def read_jsonl_many(items: list[tuple[bytes, str]], entity: Entity, mapping: Ent
         raw_lines = data.decode("utf-8", "replace").split("\n")
         if raw_lines and raw_lines[-1] == "":
             raw_lines.pop()
-        kept = [(n, line) for n, line in enumerate(raw_lines, start=1) if line.strip(" \t\r")]
-        files.append(np.full(len(kept), i, dtype=np.int64))
-        numbers.append(np.fromiter((n for n, _ in kept), dtype=np.int64, count=len(kept)))
-        lines.extend(line for _, line in kept)
+        files.append(np.full(len(raw_lines), i, dtype=np.int64))
+        numbers.append(np.arange(1, len(raw_lines) + 1, dtype=np.int64))
+        lines.extend(raw_lines)
     empty = pl.DataFrame(schema={FILE_INDEX: pl.Int64, ROW: pl.Int64, **{c: pl.String for c in sources}})
     if not files:
         return JsonlBatch(empty, {}, {}, errors)
@@ -625,7 +624,8 @@ def _parse_json_lines(table: pa.Table, sources: dict[str, str]) -> pl.DataFrame:
     try:
         return con.sql(f"""
             WITH kept AS (
-                SELECT f, n, rtrim(line, chr(13)) AS line FROM lines WHERE trim(line) <> ''
+                SELECT f, n, rtrim(line, chr(13)) AS line FROM lines  -- blank: spaces, tabs, CR only
+                WHERE trim(line, ' ' || chr(9) || chr(13)) <> ''
             ), parsed AS (  -- one parse per line: try() gives NULL for text that is not JSON
                 SELECT f, n, line, try(json_transform(line, ?)) AS s FROM kept
             ), checked AS (
