@@ -303,6 +303,12 @@ def test_interactions_are_written_as_day_files(home, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["2026-01-05_calls.csv", "2026-01-06_calls.csv"]
     day = pl.read_csv(folder / "2026-01-05_calls.csv", infer_schema=False)
     assert day.get_column("interaction_id").to_list() == ["I1", "I3"]
+    from pipelines.lib.ingest import ingest_all
+
+    ingest_all(home)  # accounts first: the calls refer to them
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        assert con.sql("SELECT interaction_id FROM raw.interactions ORDER BY 1").fetchall() == [
+            ("I1",), ("I2",), ("I3",)]
 
 
 def _whole_and_pieces(path: Path, entity_name: str, chunk_bytes: int):
