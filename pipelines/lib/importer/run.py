@@ -315,9 +315,11 @@ def _import_landing(home: CrmHome, entity: Entity, pieces: Iterator[FileRows], p
             refs.remember(entity.name, checked.loaded.get_column(entity.primary_key).to_list())
         if days is not None:
             days.write(text)
-    for name in refs.unchecked.pop(entity.name, []):
-        report.warn(f"references to {name} were not checked: none are loaded yet (import or run them first); "
-                    "`crm run` checks them.")
+    unchecked = refs.unchecked.pop(entity.name, [])
+    if unchecked:
+        names = ", ".join(unchecked)
+        report.warn(f"references to {names} were not checked: none are loaded yet (import them or run "
+                    "`crm run` first); `crm run` checks them.")
     if days is not None:
         report.outputs.extend(days.written())
     return report
