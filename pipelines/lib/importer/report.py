@@ -18,7 +18,7 @@ from rich.text import Text
 #: Rejected rows kept per entity with all their details (all are counted; the JSON says when it was cut).
 MAX_FAULTS = 10_000
 #: Rows of each entity shown as mapped (dry run) and examples shown per reason.
-SAMPLE_ROWS = 5
+SAMPLE_ROWS = 3
 EXAMPLES_PER_REASON = 3
 
 
@@ -146,7 +146,8 @@ def _sample_lines(e: EntityReport) -> Text:
 
 
 def _skipped(e: EntityReport) -> str:
-    parts = [(e.kept_newer, "older than the store's record"), (e.duplicates, "exact repeats of an earlier row"),
+    parts = [(e.kept_newer, "older than the store's record"),
+             (e.duplicates, "repeats of an earlier row (identical, or folded by collapse)"),
              (e.superseded, "earlier versions of an id repeated later in the file"),
              (e.erased, "of customers erased on request")]
     said = [f"{n:,} {what}" for n, what in parts if n]
