@@ -47,14 +47,16 @@ class References:
         if target_name not in self._known:
             self._known[target_name] = self._load(target_name)
         known = self._known[target_name]
-        pending = pl.Series("id", sorted(self.pending.get(target_name, ())), dtype=pl.String)
-        if known is None and not len(pending) and target_name != entity.name:
+        referenced = pl.concat([text.get_column(c.name) for c in entity.columns
+                                if c.reference and c.reference[0] == target_name]).drop_nulls().unique()
+        pending_ids = self.pending.get(target_name, set())
+        if known is None and not pending_ids and target_name != entity.name:
             names = self.unchecked.setdefault(entity.name, [])
             if target_name not in names:
                 names.append(target_name)
-            referenced = pl.concat([text.get_column(c.name) for c in entity.columns
-                                    if c.reference and c.reference[0] == target_name]).drop_nulls()
             return KnownIds(referenced, pl.DataFrame(schema=PARENT_SCHEMA))
+        # of this import's own ids, only those this piece refers to (the set may be large)
+        pending = pl.Series("id", [v for v in referenced.to_list() if v in pending_ids], dtype=pl.String)
         loaded, quarantined = known if known is not None else (None, pl.DataFrame(schema=PARENT_SCHEMA))
         return KnownIds(pl.concat([s for s in (loaded, pending) if s is not None]).cast(pl.String), quarantined)
 

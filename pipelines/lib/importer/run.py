@@ -275,7 +275,7 @@ def _import_store(store: OperationalStore, entity: Entity, pieces: Iterator[File
             line, record_id = result.kept_newer[0]
             report.warn(f"{len(result.kept_newer):,} row(s) are older than the store's record and were left as "
                         f"they are (first: line {line}, {record_id}); the store's record was changed later.")
-        if dry_run or remember:
+        if dry_run and remember:  # once written, the store itself knows them
             refs.remember(entity.name, result.inserted)
     where = f"operational store {store_location(store.url)}"
     report.outputs.append(f"{where}: audit rows by import:{path.name}" if not dry_run else f"{where} (unchanged)")

@@ -76,7 +76,8 @@ def upsert_frame(store: OperationalStore, entity: Entity, frame: pl.DataFrame, a
     text = _as_batch(entity, frame, now, result)
     text, erased = _drop_erased(store, entity, text)
     result.erased = erased
-    pending = {name: set(ids) for name, ids in (pending_ids or {}).items()}
+    pending = {name: ids if isinstance(ids, (set, frozenset)) else set(ids)
+               for name, ids in (pending_ids or {}).items()}
     checked = check_batch(entity, text, pl.DataFrame(schema=QUARANTINE_SCHEMA),
                           lambda name: _reference_ids(store, entity, name, text, pending))
     result.duplicates = sum(checked.duplicates.values())
@@ -136,7 +137,8 @@ def _reference_ids(store: OperationalStore, entity: Entity, target_name: str, te
     if not target.in_store:
         return KnownIds(wanted, pl.DataFrame(schema=PARENT_SCHEMA))
     values = wanted.to_list()
-    found: list[str] = list(pending.get(target_name, ()))
+    pending_ids = pending.get(target_name, set())
+    found: list[str] = [v for v in values if v in pending_ids]
     with store.engine.connect() as conn:
         for start in range(0, len(values), _IN_CHUNK):
             chunk = values[start:start + _IN_CHUNK]
