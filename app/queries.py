@@ -190,7 +190,8 @@ def snapshot_info() -> dict[str, Any] | None:
 
 
 def as_of_date() -> date:
-    """The data's "today" (latest order or interaction), so periods line up with the marts."""
+    """The data's "today" (int_as_of_date: crm.yaml `as_of`, by default the latest event), so periods line up
+    with the marts."""
     for table, column in (("marts.dim_customers", "as_of_date"), ("marts.fct_contracts_expiring", "as_of_date"),
                           ("marts.fct_pipeline_snapshots_daily", "snapshot_date")):
         if has_table(table, column):
