@@ -113,8 +113,9 @@ def _print_summary(home: CrmHome, run_id: str, console: Console) -> None:
         console.print(f"{quarantined:,} rows quarantined: see raw._quarantine in the warehouse (reason, file, line).")
     if reasons:
         held = ", ".join(f"{n:,} {reason}" for reason, n in reasons.items())
-        console.print(f"In quarantine now: {held}. Quarantined rows are checked again on every run; a row "
-                      "whose parent is quarantined (parent_quarantined) loads once that parent is fixed.")
+        waiting = (f" The {reasons['parent_quarantined']:,} parent_quarantined rows load once the rows they "
+                   "refer to are fixed." if "parent_quarantined" in reasons else "")
+        console.print(f"In quarantine now: {held} (checked again on every run).{waiting}")
     if resolved:
         console.print(f"{resolved:,} previously quarantined rows loaded in this run (raw._quarantine_log).")
 
