@@ -260,12 +260,13 @@ def _serve_portal(target: CrmHome, port: int, address: str) -> None:
     console.print(f"Portal for [bold]{target.root}[/bold] at [bold]http://{address}:{port}[/bold] "
                   "(Ctrl+C stops it).")
     try:
-        subprocess.run(portal_command(port, address), env=portal_env(target), check=False)
+        subprocess.run(parent_bound_command(portal_command(port, address)), env=portal_env(target), check=False)
     except KeyboardInterrupt:
         console.print("Portal stopped.")
 
 
 @app.command("portal")
+    from pipelines.lib.child_processes import parent_bound_command
 def portal_cmd(
     home: Path = HomeOption,
     port: int = typer.Option(8501, "--port", help="Port to serve the portal on."),

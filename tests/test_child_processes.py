@@ -159,3 +159,40 @@ def test_a_child_whose_parent_died_before_it_was_tied_exits_at_once(tmp_path):
     script.chmod(0o700)
     done = subprocess.run([str(script), "should not print"], capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stdout) == (137, "")
+
+
+def _launched_program(argv: list[str]) -> str | None:
+    """The program a parent-bound launcher at argv[0] execs, or None when argv[0] is no such launcher."""
+    from pipelines.lib import child_processes
+
+    if argv[0] not in child_processes._launchers.values():
+        return None
+    source = Path(argv[0]).read_text(encoding="utf-8")
+    assert f"prctl({child_processes.PR_SET_PDEATHSIG}, signal.SIGKILL" in source
+    return source.rsplit("os.execv(", 1)[1].split(",", 1)[0].strip("'\"")
+
+
+def test_crm_ui_and_crm_portal_start_their_foreground_program_tied_to_the_cli(tmp_path, monkeypatch):
+    """`crm ui` (dagster dev) and `crm portal` (streamlit) run in the foreground; a SIGKILLed crm must not
+    leave them serving, so both start through the launcher, with their arguments unchanged."""
+    from rich.console import Console
+
+    from pipelines import cli
+    from pipelines.lib import run_cli
+    from pipelines.lib.home import CrmHome
+
+    monkeypatch.setenv("CRM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    started: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda argv, **kw: started.append(list(argv)) or 0)
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: started.append(list(argv)))
+    home = CrmHome(tmp_path / "home")
+
+    assert run_cli.start_dagster_ui(home, 3999, Console(file=open(os.devnull, "w"))) == 0  # noqa: SIM115
+    cli._serve_portal(home, 8599, "127.0.0.1")
+
+    dagster, portal = started
+    assert Path(_launched_program(dagster)).name == "dagster"
+    assert dagster[1:] == ["dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", "3999"]
+    assert _launched_program(portal) == os.path.abspath(sys.executable)
+    assert portal[1:4] == ["-m", "streamlit", "run"] and portal[portal.index("--server.port") + 1] == "8599"

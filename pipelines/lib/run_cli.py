@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.lib.child_processes import parent_bound_command
 from pipelines.lib.home import REPO_ROOT, CrmHome
 from pipelines.lib.runner import has_input_data, prepare_dagster_home, run_job
 
@@ -140,6 +141,6 @@ def start_dagster_ui(home: CrmHome, port: int, console: Console) -> int:
                   "the daemon runs schedules and sensors; Ctrl+C stops both)")
     cmd = [dagster, "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)]
     try:
-        return subprocess.call(cmd, cwd=REPO_ROOT, env=os.environ.copy())
+        return subprocess.call(parent_bound_command(cmd), cwd=REPO_ROOT, env=os.environ.copy())
     except KeyboardInterrupt:
         return 0
