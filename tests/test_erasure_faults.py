@@ -265,3 +265,20 @@ def test_erase_killed_at_ten_random_points_then_rerun_leaves_no_byte_of_the_pers
     again = _erase_cli(baseline, account_id)
     out = again.communicate(timeout=120)[0]
     assert again.returncode == 0 and "already erased" in out, out
+
+
+def test_erasure_after_restoring_an_older_backup_erases_again(source_home, tmp_path):
+    from pipelines.lib.backup import backup, restore
+
+    _, account_id, _, needles = source_home
+    home = _copy(source_home, tmp_path / "home")
+    backup(home, tmp_path / "backup")  # taken before the erasure: it still holds the person
+    erase_customer(home, account_id)
+    restore(tmp_path / "backup", home, force=True)
+    assert _leftovers(home, needles), "the restore brought the person back"
+
+    report = erase_customer(home, account_id)  # not "already erased": they are back, so they go again
+
+    assert not report.already_erased and report.records["accounts"] >= 1
+    assert _leftovers(home, needles) == []
+    assert erase_customer(home, account_id).already_erased

@@ -325,8 +325,10 @@ def _ids_by_identifiers(con: duckdb.DuckDBPyConnection | None, home: CrmHome, ke
     return found
 
 
-def _plan(home: CrmHome, account_id: str, customer_hash: str, actor: str, contract: Contract) -> Journal | None:
-    """Work out everything of the person and write the journal; None if they were erased before."""
+def _plan(home: CrmHome, account_id: str, customer_hash: str, actor: str, contract: Contract,
+          erased_before: bool = False) -> Journal | None:
+    """Work out everything of the person and write the journal; None if they were erased before and
+    nothing of them is back (a restore of an older backup brings them back: then they are erased again)."""
     store = OperationalStore(home.operational_db_url)
     store.migrate()
     con = connect_writer(home.warehouse, WAREHOUSE_WAIT_SECONDS) if home.warehouse.exists() else None
@@ -334,7 +336,7 @@ def _plan(home: CrmHome, account_id: str, customer_hash: str, actor: str, contra
         in_store = store.get("accounts", account_id) is not None
         in_raw = bool(_raw_rows(con, "accounts", "account_id", {account_id}, "account_id"))
         if not (in_store or in_raw):
-            if customer_hash in load_tombstones(store):
+            if erased_before or customer_hash in load_tombstones(store):
                 return None
             raise ErasureError(f"No customer with account id {account_id!r}; check the id on the portal's "
                                "customer page.")
@@ -593,13 +595,12 @@ def erase_customer(home: CrmHome, account_id: str, actor: str = "cli",
     try:
         with erasure_lock(home):
             journal = Journal.load(home, customer_hash)
-            if journal is not None and journal.done:
-                return _report(journal, resumed=False, already=True)
-            resumed = journal is not None
-            if journal is None:
-                journal = _plan(home, account_id, customer_hash, actor, contract)
+            resumed = journal is not None and not journal.done
+            if not resumed:
+                done = journal
+                journal = _plan(home, account_id, customer_hash, actor, contract, erased_before=done is not None)
                 if journal is None:
-                    return ErasureReport(customer_hash, already_erased=True)
+                    return _report(done, False, True) if done else ErasureReport(customer_hash, already_erased=True)
                 if after_step:
                     after_step("plan")
             for step in STEPS:
