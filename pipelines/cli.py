@@ -59,6 +59,17 @@ def contract_docs(
     console.print(f"Import guide written to [bold]{path}[/bold]")
 
 
+@contract_app.command("dbt")
+def contract_dbt(
+    out: Path = typer.Option(None, "--out", help="Folder to write into (default: dbt_project/models/staging/crm)."),
+) -> None:
+    """Render the dbt sources, staging models and their tests from the contract (and dbt_overrides.yaml)."""
+    from pipelines.contract.dbt_render import STAGING_DIR, write_staging_files
+
+    paths = write_staging_files(out or STAGING_DIR)
+    console.print(f"{len(paths)} dbt staging files written to [bold]{paths[0].parent}[/bold]")
+
+
 store_app = typer.Typer(help="The operational database (system of record).")
 app.add_typer(store_app, name="store")
 
@@ -252,10 +263,21 @@ def user_disable(username: str = typer.Argument(...), home: Path = HomeOption) -
     console.print(f"Sign-in [bold]{username}[/bold] disabled.")
 
 
+@user_app.command("unlock")
+def user_unlock(username: str = typer.Argument(...), home: Path = HomeOption) -> None:
+    """Lift a sign-in's lockout after failed sign-ins; the password stays as it is."""
+    until = _portal_user_call(_portal_users(home).unlock, username)
+    if until is None:
+        console.print(f"Sign-in [bold]{username}[/bold] was not locked; its count of failed sign-ins starts again.")
+    else:
+        console.print(f"Sign-in [bold]{username}[/bold] unlocked (it was locked until {until:%H:%M} UTC).")
+
+
 def _serve_portal(target: CrmHome, port: int, address: str) -> None:
     import subprocess
 
     from app.serve import portal_command, portal_env
+    from pipelines.lib.child_processes import parent_bound_command
 
     console.print(f"Portal for [bold]{target.root}[/bold] at [bold]http://{address}:{port}[/bold] "
                   "(Ctrl+C stops it).")
@@ -266,7 +288,6 @@ def _serve_portal(target: CrmHome, port: int, address: str) -> None:
 
 
 @app.command("portal")
-    from pipelines.lib.child_processes import parent_bound_command
 def portal_cmd(
     home: Path = HomeOption,
     port: int = typer.Option(8501, "--port", help="Port to serve the portal on."),

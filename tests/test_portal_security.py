@@ -654,3 +654,45 @@ def test_lockout_holds_on_postgresql(postgres_url):
             ["wrong_password"] * 5 + ["locked", "refused_locked", "unlocked", "success"])
     finally:
         store.dispose()
+
+
+def test_crm_user_unlock_lifts_a_lockout_and_keeps_the_password(env, capsys):
+    """An admin lifts a lockout with `crm user unlock` without resetting the password: the old password
+    signs in again, the failure count starts again, open sessions go on (the sign-in's version stays)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.lib.portal_users import MAX_FAILURES, SignInLocked
+
+    home, store = env
+    users = PortalUsers(store)
+    users.add("unlockme", PASSWORD, "analyst")
+    version = users.get("unlockme").version
+    for _ in range(MAX_FAILURES - 1):
+        assert users.sign_in("unlockme", "wrong-password") is None
+    with pytest.raises(SignInLocked):
+        users.sign_in("unlockme", "wrong-password")
+    with pytest.raises(SignInLocked):
+        users.sign_in("unlockme", PASSWORD)
+
+    def unlock(name: str) -> tuple[int, str]:  # the CLI's console writes to the process's stdout
+        code = CliRunner().invoke(app, ["user", "unlock", name, "--home", str(home.root)]).exit_code
+        return code, " ".join(capsys.readouterr().out.split())
+
+    code, out = unlock("unlockme")
+    assert code == 0 and "unlockme unlocked (it was locked until" in out, out
+    assert users.locked_until("unlockme") is None
+    assert users.get("unlockme").version == version
+    # the count starts again: four more failures do not lock, the old password still works
+    for _ in range(MAX_FAILURES - 1):
+        assert users.sign_in("unlockme", "wrong-password") is None
+    assert users.sign_in("unlockme", PASSWORD).username == "unlockme"
+    assert [r["outcome"] for r in users.sign_in_log("unlockme")][-3:] == ["wrong_password", "wrong_password",
+                                                                         "success"]
+    assert _rows(store, "SELECT count(*) FROM audit_log WHERE action = 'unlock' AND record_id = 'unlockme'"
+                 )[0][0] == 1
+
+    code, out = unlock("unlockme")
+    assert code == 0 and "unlockme was not locked" in out, out
+    code, out = unlock("nobody-here")
+    assert code == 1 and "'nobody-here' does not exist" in out, out

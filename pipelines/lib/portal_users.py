@@ -9,7 +9,8 @@ Sign-in attempts go through `sign_in`, which keeps the sign-in log (`sign_in_att
 applies the lockout policy: MAX_FAILURES wrong passwords for one name within FAILURE_WINDOW lock that name
 for LOCKOUT, whatever password comes next. The count lives in the store, so it holds across portal
 processes and restarts; names that are not sign-ins are counted (and locked) the same way, under a hash,
-so the answers do not tell which names exist. Setting a new password unlocks.
+so the answers do not tell which names exist. An admin lifts a lock with `unlock` (`crm user unlock`);
+setting a new password lifts it too.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class SignInLocked(PermissionError):
         minutes = int(LOCKOUT.total_seconds() // 60)
         super().__init__(
             f"Sign-in {username!r} is locked after {MAX_FAILURES} failed attempts: try again after "
-            f"{locked_until:%H:%M} UTC ({minutes} minutes), or ask an admin to set a new password with "
-            "`crm user set-password`, which unlocks it.")
+            f"{locked_until:%H:%M} UTC ({minutes} minutes), or ask an admin to lift the lock with "
+            "`crm user unlock` (setting a new password with `crm user set-password` lifts it too).")
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,25 @@ class PortalUsers:
         with self.store.transaction() as conn:
             _log(conn, username, datetime.now(UTC).replace(tzinfo=None), "unlocked")
         return user
+
+    def unlock(self, username: str, actor: str = "cli", now: datetime | None = None) -> datetime | None:
+        """Lift a sign-in's lockout and start its failure count again, keeping its password.
+
+        The sign-in itself is not changed (its version stays, so open sessions go on). Returns when the
+        lock would have ended, or None when the name was not locked (the count starts again all the same).
+        """
+        if self.get(username) is None:
+            raise PortalUserError(f"Sign-in {username!r} does not exist; `crm user list` shows the sign-ins.")
+        now = now or datetime.now(UTC).replace(tzinfo=None)
+        with self.store.transaction() as conn:
+            until = _locked_until(conn, username, now)
+            _log(conn, username, now, "unlocked")
+            conn.execute(text(
+                "INSERT INTO audit_log (audit_id, occurred_at, actor, action, entity, record_id, before_json, "
+                "after_json) VALUES (:id, :t, :actor, 'unlock', 'portal_users', :rid, :b, NULL)"),
+                {"id": uuid.uuid4().hex, "t": now, "actor": actor, "rid": username,
+                 "b": json.dumps({"locked_until": until.isoformat()}) if until else None})
+        return until
 
     def disable(self, username: str, actor: str = "cli") -> PortalUser:
         return self._change(username, {"is_active": False}, actor, "disable")
