@@ -282,3 +282,34 @@ def test_erasure_after_restoring_an_older_backup_erases_again(source_home, tmp_p
     assert not report.already_erased and report.records["accounts"] >= 1
     assert _leftovers(home, needles) == []
     assert erase_customer(home, account_id).already_erased
+
+
+def test_erasure_meeting_a_running_pipeline_stops_clearly_and_a_rerun_finishes(source_home, tmp_path, monkeypatch):
+    from pipelines.lib.erasure import ErasureError
+
+    _, account_id, _, needles = source_home
+    home = _copy(source_home, tmp_path / "home")
+    monkeypatch.setattr(erasure, "WAREHOUSE_WAIT_SECONDS", 0.5)
+    holder: list[subprocess.Popen] = []
+
+    def pipeline_starts(step):  # another process takes the warehouse, as a pipeline run does
+        if step == "store":
+            holder.append(subprocess.Popen(
+                [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+                 "print('holding', flush=True); time.sleep(120)", str(home.warehouse)],
+                stdout=subprocess.PIPE, text=True))
+            assert holder[0].stdout.readline().strip() == "holding"
+
+    try:
+        with pytest.raises(ErasureError, match=r"warehouse is busy .* run `crm erase --customer"):
+            erase_customer(home, account_id, after_step=pipeline_starts)
+    finally:
+        for proc in holder:
+            proc.kill()
+            proc.wait()
+    steps = json.loads(_journal(home, account_id).read_text(encoding="utf-8"))["steps"]
+    assert sorted(steps) == ["store", "tombstones"]
+
+    report = erase_customer(home, account_id)
+
+    assert report.resumed and _leftovers(home, needles) == []

@@ -590,6 +590,9 @@ def erase_customer(home: CrmHome, account_id: str, actor: str = "cli",
 
     `after_step(name)` is called after the plan and after each step has been recorded in the journal
     (tests use it to stop an erasure between two steps)."""
+    if not home.root.is_dir():
+        raise ErasureError(f"There is no CRM home at {home.root}; pass --home or set CRM_HOME to the home "
+                           "that holds the customer.")
     contract = load_contract()
     customer_hash = subject_hash("accounts", account_id)
     try:
@@ -615,7 +618,7 @@ def erase_customer(home: CrmHome, account_id: str, actor: str = "cli",
         raise ErasureError(str(exc)) from exc
     except WarehouseLockedError as exc:
         raise ErasureError(f"The warehouse is busy with a pipeline run, so the erasure of {account_id!r} "
-                           f"stopped half-way (its journal keeps the place); run `crm erase --customer "
+                           f"could not go on (what it did is kept in its journal); run `crm erase --customer "
                            f"{account_id}` again when the run has finished.") from exc
 
 
