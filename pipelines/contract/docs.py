@@ -36,9 +36,10 @@ _INTRO = """\
 The platform reads two kinds of source:
 
 1. **Landing files** in `$CRM_HOME/landing/<entity>/`: CSV (UTF-8, header row, comma-separated, empty field =
-   no value), JSON Lines (one object per line) or Parquet. Any number of files per entity; the file name is
-   free except for interaction logs, which come **one file per day** named
-   `landing/interactions/YYYY-MM-DD.csv|jsonl|parquet`.
+   no value), JSON Lines (one object per line) or Parquet; `.txt` and `.tsv` delimited text and Excel `.xlsx`
+   workbooks too, and other delimiters, encodings and shapes as the column mapping below describes them.
+   Any number of files per entity; the file name is free except for interaction logs, which come **one file
+   per day** named `landing/interactions/YYYY-MM-DD.csv|jsonl|parquet`.
 2. **The operational database** (the system of record the portal edits): SQLite at
    `$CRM_HOME/operational.db` by default, or PostgreSQL via `CRM_OPERATIONAL_DB_URL`.
 
