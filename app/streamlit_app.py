@@ -16,6 +16,10 @@ from app.ui import plain
 PAGES = Path(__file__).with_name("app_pages")
 
 st.set_page_config(page_title="CRM portal", page_icon=":material/insights:", layout="wide")
+# Tables leave the portal only through the CSV and Excel buttons under them (app/export.py neutralises
+# formula-like text there); st.dataframe's own CSV download and clipboard copy would hand the same cells
+# to a spreadsheet untouched.
+st.set_option("client.disableDataExport", True)
 
 
 def _page(file: str, title: str, icon: str) -> st.Page:

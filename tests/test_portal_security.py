@@ -696,3 +696,13 @@ def test_crm_user_unlock_lifts_a_lockout_and_keeps_the_password(env, capsys):
     assert code == 0 and "unlockme was not locked" in out, out
     code, out = unlock("nobody-here")
     assert code == 1 and "'nobody-here' does not exist" in out, out
+
+
+def test_tables_have_no_export_that_bypasses_neutralise(env):
+    """st.dataframe has its own CSV download and clipboard copy, which hand cells to a spreadsheet as they
+    are: the portal turns them off, so the neutralising CSV and Excel buttons are the only way out."""
+    from streamlit import config
+
+    config.set_option("client.disableDataExport", False)  # what a plain `streamlit run` starts with
+    AppTest.from_file(APP, default_timeout=60).run()
+    assert config.get_option("client.disableDataExport") is True
