@@ -246,7 +246,7 @@ def test_one_shop_export_feeds_four_entities_with_collapsed_repeats_and_warnings
                              ("products", "collapsed", "product_id"), ("orders", "collapsed", "order_id")}
     conflict = warnings[("accounts", "collapse_conflict", "account_name")]
     assert conflict["record_count"] == 1
-    assert conflict["examples"] == "C-2: 'Beta' (line 4) and 'Beta GmbH' (line 5)"
+    assert conflict["examples"] == "C-2: lines 4 and 5"  # account names are personal data (B2C): lines only
     assert "accounts/shop.csv: 1 accounts repeat with a different account_name on 2 lines" in conflict["message"]
     assert warnings[("accounts", "collapsed", "account_id")]["record_count"] == 2
     _reconciled(home)
@@ -313,3 +313,15 @@ def test_mapping_api_for_the_import_command(tmp_path: Path):
     (tmp_path / "x.csv.mapping.yaml").write_text("file: {delimiter: two}\n", encoding="utf-8")
     with pytest.raises(MappingError, match=r"x.csv.mapping.yaml: entity products, key `file.delimiter`"):
         mapping_for_file(mapping, "products", data)
+
+
+def test_collapse_warnings_show_values_except_personal_data(tmp_path: Path):
+    head = "account_id,account_name,account_type,email,country,region,source_system,created_at,is_archived,updated_at\n"
+    rows = head + "".join(f"A-1,Acme,{kind},{mail},DE,North,erp,2026-01-01T00:00:00,false,2026-01-02T00:00:00\n"
+                          for kind, mail in (("B2B", "a@old.example"), ("B2C", "a@new.example")))
+    home = _home(tmp_path, {"accounts/a.csv": rows}, "accounts:\n  collapse: true\n")
+    ingest_all(home, entities=["accounts"], batch_id="B-pii")
+    conflicts = {w["field"]: w for w in batch_warnings_of(home, "B-pii") if w["kind"] == "collapse_conflict"}
+    assert conflicts["account_type"]["examples"] == "A-1: 'B2B' (line 2) and 'B2C' (line 3)"
+    assert conflicts["email"]["examples"] == "A-1: lines 2 and 3"
+    assert "example" not in conflicts["email"]["message"].replace("e.g.", "")

@@ -141,8 +141,8 @@ A shop export has one line per order line, so its orders, customers and products
 `collapse: true`, lines of one file with the same id fold into the record of their first line
 (deterministic: first by line). The folded lines count as duplicates in the load log; attributes that
 differ between the repeats are reported as **load warnings** (`raw._load_warnings`, the run summary and the
-`crm import` report), with the number of records and examples (`C-2: 'Beta' (line 4) and 'Beta GmbH'
-(line 5)`), never quarantined line by line. Without `collapse`, a repeated id with the same `updated_at`
+`crm import` report), with the number of records and examples (`O-2: 'completed' (line 4) and 'cancelled'
+(line 7)`; for personal data only the lines), never quarantined line by line. Without `collapse`, a repeated id with the same `updated_at`
 and different content is quarantined as `duplicate_id`. Collapsing is asked for per section, never implied:
 an export where repeated ids are mistakes keeps the quarantine.
 

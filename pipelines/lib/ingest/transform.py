@@ -150,8 +150,10 @@ def _collapse(entity: Entity, mapped: Mapped, display: str) -> None:
         if not differ.height:
             continue
         ids = differ.get_column(pk).unique(maintain_order=True)
+        shown = not entity.column(column).pii  # personal data stays out of the warnings: lines only
         examples = "; ".join(
             f"{r[pk]}: {r[f'{column}__first']!r} (line {r[f'{ROW}__first']}) and {r[column]!r} (line {r[ROW]})"
+            if shown else f"{r[pk]}: lines {r[f'{ROW}__first']} and {r[ROW]}"
             for r in differ.unique(pk, keep="first", maintain_order=True).head(_EXAMPLES).iter_rows(named=True))
         mapped.warnings.append(LoadWarning(
             "collapse_conflict", column, ids.len(), examples,
