@@ -1,5 +1,5 @@
 """`crm bench` section for the portal: seconds to render each page for a manager, first and second time,
-and the slowest portal query (issue 6: pages under 1 s after the first load, no query over 200 ms).
+and the slowest portal query (the floors: pages under 1 s after the first load, no query over 200 ms).
 
 Registered through the bench registry (pipelines/lib/bench.py, BENCH_PLUGINS), after the models step. The
 pages are rendered with Streamlit's AppTest in this process, against a snapshot of the bench home: when the

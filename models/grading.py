@@ -1,7 +1,7 @@
 """Quality grades shown to users: A, B or C from a model's backtest against its baseline.
 
 A grade is only worth showing if a user can see why it was given, so every grade comes with the rule it
-was measured against and the figures that decided it. The A rules are the acceptance bars of issue 5;
+was measured against and the figures that decided it. The A rules are the product's acceptance bars;
 B means "better than the simple baseline, but below the bar"; C means "no better than the baseline - use
 the baseline instead".
 """

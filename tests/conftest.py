@@ -1,4 +1,4 @@
-"""Shared fixtures. Each engineer appends fixtures for their area; keep them small and session-scoped."""
+"""Shared fixtures. Fixtures are grouped by area; keep them small and session-scoped."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def postgres_url(postgres_server_url: str):
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-# --- dbt engineer B: the generated source files read back independently with polars --------------------------
+# --- dbt: the generated source files read back independently with polars --------------------------
 
 
 def _typed_text_frame(entity, frame):
@@ -135,7 +135,7 @@ def marts(built_home):
     return query
 
 
-# --- dbt engineer A: one generated, ingested and dbt-built home shared by the dbt tests ---------------------
+# --- dbt: one generated, ingested and dbt-built home shared by the dbt tests ---------------------
 
 BUILT_HOME_CUSTOMERS = 600
 BUILT_HOME_SEED = 20261031
@@ -248,7 +248,7 @@ def portal_home(request, tmp_path_factory):
     return home
 
 
-# --- ML engineer: a larger built home for the model backtests (models/, issue 5) ---------------------------
+# --- models: a larger built home for the model backtests (models/) ---------------------------
 
 ML_HOME_CUSTOMERS = 4_000
 ML_HOME_SEED = 20260505

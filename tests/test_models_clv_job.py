@@ -1,5 +1,5 @@
 """CLV as a registered model: holdout backtest against the historical-rate baseline, grade, registry,
-`scores.clv_scores` and its way into `marts.dim_customer_360` after a dbt rebuild (issue 5 items 3, 6)."""
+`scores.clv_scores` and its way into `marts.dim_customer_360` after a dbt rebuild."""
 
 from __future__ import annotations
 

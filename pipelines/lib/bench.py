@@ -12,7 +12,7 @@ its section. Later issues add theirs without touching the others::
 
 and list their module in `BENCH_PLUGINS` so it is imported (and registered) before the run.
 
-Ingest figures (issue 3):
+Ingest figures:
 - `ingest`: full ingest of store + landing files into a fresh warehouse (plain functions, no Dagster).
 - `floor`: the same landing files loaded by bare DuckDB `read_csv`/`read_json`/`read_parquet` into
   tables, plus the store tables fetched by the Python driver into DuckDB; `ratio` = ingest / floor.
@@ -93,7 +93,7 @@ def peak_memory_mb() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-# --- issue 3: generator, ingest, floor, incremental day ------------------------------------------------
+# --- generator, ingest, floor, incremental day --------------------------------------------------------
 @bench_step("generate")
 def _generate(ctx: BenchContext) -> dict:
     from pipelines.generate.run import generate_home

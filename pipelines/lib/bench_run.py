@@ -1,4 +1,4 @@
-"""`crm bench` figures of the whole run (issue 4): `crm run` end to end, then again after one new day.
+"""`crm bench` figures of the whole run: `crm run` end to end, then again after one new day.
 
 The step copies the generated sources (landing files and operational store) into a fresh home, so the
 first run starts from an empty warehouse exactly as `crm run` does on a new installation, then drops one
