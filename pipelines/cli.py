@@ -59,6 +59,17 @@ def contract_docs(
     console.print(f"Import guide written to [bold]{path}[/bold]")
 
 
+@contract_app.command("dbt")
+def contract_dbt(
+    out: Path = typer.Option(None, "--out", help="Folder to write into (default: dbt_project/models/staging/crm)."),
+) -> None:
+    """Render the dbt sources, staging models and their tests from the contract (and dbt_overrides.yaml)."""
+    from pipelines.contract.dbt_render import STAGING_DIR, write_staging_files
+
+    paths = write_staging_files(out or STAGING_DIR)
+    console.print(f"{len(paths)} dbt staging files written to [bold]{paths[0].parent}[/bold]")
+
+
 store_app = typer.Typer(help="The operational database (system of record).")
 app.add_typer(store_app, name="store")
 

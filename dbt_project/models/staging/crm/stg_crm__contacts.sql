@@ -1,3 +1,4 @@
+{# Generated from pipelines/contract/crm_contract.yaml (and dbt_overrides.yaml) by `crm contract dbt`; do not edit by hand. -#}
 -- contacts: contract columns unchanged (names and types), plus the lineage columns `_source` and `_ingested_at`.
 with source as (
 

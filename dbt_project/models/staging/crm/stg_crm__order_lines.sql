@@ -1,3 +1,4 @@
+{# Generated from pipelines/contract/crm_contract.yaml (and dbt_overrides.yaml) by `crm contract dbt`; do not edit by hand. -#}
 -- order_lines: contract columns (names and types), plus the lineage columns `_source` and `_ingested_at`. Money is
 -- converted to the reporting currency here (crm.yaml `currency`): unit_price is in reporting units, the price as
 -- the file gave it and its currency are kept beside it. Ingestion quarantined orders in a currency without a rate.
