@@ -706,3 +706,39 @@ def test_tables_have_no_export_that_bypasses_neutralise(env):
     config.set_option("client.disableDataExport", False)  # what a plain `streamlit run` starts with
     AppTest.from_file(APP, default_timeout=60).run()
     assert config.get_option("client.disableDataExport") is True
+
+
+def test_excel_export_holds_record_values_with_control_characters():
+    """A bell or vertical tab pasted into a record is not something a workbook can hold; the export used to
+    fail as a whole (and with it every page showing the table). Such characters become U+FFFD, formulas
+    are still neutralised, tabs stay."""
+    from openpyxl import load_workbook
+
+    from app.export import to_excel_bytes
+
+    frame = pl.DataFrame({"name\x07": ["bell\x07here", "=HYPERLINK(\"https://evil.example\")\x0b", "a\tb"],
+                          "amount": [1.5, -2.0, 3.0]})
+    sheet = load_workbook(io.BytesIO(to_excel_bytes(frame))).active
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert rows == [["name\ufffd", "amount"], ["bell\ufffdhere", 1.5],
+                    ["'=HYPERLINK(\"https://evil.example\")\ufffd", -2.0], ["a\tb", 3.0]]
+
+
+def test_a_page_run_builds_no_export_file_until_its_button_is_clicked(env, monkeypatch):
+    """CSV and Excel files are made when a download button is clicked, not on every page run (a 500-row
+    workbook takes about 0.2 s, and a page shows several tables)."""
+    from app import export
+
+    home, store = env
+    built: list[str] = []
+    for name in ("to_csv_bytes", "to_excel_bytes"):
+        real = getattr(export, name)
+        monkeypatch.setattr(export, name, lambda *a, _real=real, _name=name, **k: built.append(_name) or _real(*a, **k))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["viewer"] = _viewer(store, "admin")
+    at.run()
+    at.switch_page("app_pages/pipeline_forecast.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe) >= 2
+    assert built == []
