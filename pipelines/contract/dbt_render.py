@@ -133,8 +133,14 @@ def load_overrides(contract: Contract, path: Path = OVERRIDES_PATH) -> dict[str,
             )
         for i, extra in enumerate(body.get("extra_columns") or []):
             _check_keys(extra, _EXTRA_KEYS, f"{where}.extra_columns[{i}]")
+            missing = sorted(_EXTRA_KEYS - {"comment"} - set(extra))
+            if missing:
+                raise OverrideError(f"{where}.extra_columns[{i}] lacks {', '.join(missing)}; give each of them.")
             column = ExtraColumn(**extra)
             known = entity.column_names + [e.name for e in override.extra_columns]
+            if column.name in known:
+                raise OverrideError(f"{where}.extra_columns.{column.name} is already a column of {name}; "
+                                    "override it under columns instead.")
             if column.after not in known:
                 raise OverrideError(f"{where}.extra_columns.{column.name}: `after: {column.after}` is not a column "
                                     f"of {name}; name a contract column or an earlier extra column.")
