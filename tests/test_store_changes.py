@@ -275,6 +275,117 @@ def test_position_beyond_what_the_store_handed_out_reads_everything(store_url):
         store.dispose()
 
 
+# --- a store rebuilt under the same URL -----------------------------------------------------------------------
+
+NEW_ACCOUNT = {"account_id": ["ACC-4"], "account_name": ["Delta"], "account_type": ["B2B"], "country": ["DE"],
+               "region": ["North"], "owner_user_id": ["U-1"], "source_system": ["crm"],
+               "created_at": ["2026-01-05T10:00:00"], "is_archived": [False], "updated_at": ["2026-01-05T10:00:00"]}
+
+
+def _edit_contact(store: OperationalStore, times: int, contact_id: str = "C-2") -> None:
+    """Move the store's change-log position on by `times` single-record edits."""
+    for n in range(times):
+        row = store.get("contacts", contact_id)
+        store.update("contacts", contact_id, {"job_title": f"Title {n}"}, row["version"], actor="U-1")
+
+
+def _rebuild(store: OperationalStore) -> None:
+    """What a user does after deleting the store: migrate, load, add a record, edit on (the position passes
+    the one the warehouse kept for the old store)."""
+    _store_rows(store)
+    store.bulk_insert("accounts", pl.DataFrame(NEW_ACCOUNT))
+    _edit_contact(store, 8)
+
+
+def test_sqlite_store_rebuilt_at_the_same_path_reaches_the_warehouse_whole(tmp_path):
+    """The rebuilt store's change ids start again at 1: a cursor kept for the old file, which the new one
+    has since passed, must not count, or every row changed below it (here all accounts) is never read."""
+    home = CrmHome(tmp_path / "home").ensure()
+    old = OperationalStore(home.operational_db_url)
+    _store_rows(old)
+    _edit_contact(old, 6)
+    ingest_all(home, entities=STORE_ENTITIES)
+    kept, old_identity = old.change_position(), old.identity
+    old.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(home.operational_db) + suffix).unlink(missing_ok=True)
+
+    store = OperationalStore(home.operational_db_url)
+    try:
+        _rebuild(store)
+        assert store.change_position() > kept and store.identity not in (None, old_identity)
+        rebuilt = ingest_all(home, entities=STORE_ENTITIES)
+        assert [_store_rows_read(rebuilt, e) for e in STORE_ENTITIES] == [1, 2, 4, 2]
+        assert _raw(home, "SELECT account_id FROM raw.accounts WHERE _source = 'store' ORDER BY 1") == [
+            ("ACC-1",), ("ACC-2",), ("ACC-3",), ("ACC-4",)]
+        assert _raw(home, "SELECT DISTINCT store, position FROM raw._store_cursor") == [
+            (store.cursor_key, store.change_position())]
+        # the same store again: incremental, only the changed row
+        _edit_contact(store, 1, "C-1")
+        after = ingest_all(home, entities=STORE_ENTITIES)
+        assert [_store_rows_read(after, e) for e in STORE_ENTITIES] == [0, 0, 0, 1]
+        assert _raw(home, "SELECT contact_id, job_title FROM raw.contacts ORDER BY 1") == [
+            ("C-1", "Title 0"), ("C-2", "Title 7")]
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_database_dropped_and_created_again_under_the_same_url_reaches_the_warehouse_whole(
+        tmp_path, postgres_server_url):
+    """A database of the same name created again is another store: its rows are read whole."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"crm_test_{uuid.uuid4().hex[:10]}"
+    url = urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}"))
+    home = CrmHome(tmp_path / "home").ensure()
+
+    def create_database() -> OperationalStore:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return OperationalStore(url)
+
+    try:
+        old = create_database()
+        _store_rows(old)
+        _edit_contact(old, 6)
+        ingest_all(home, entities=STORE_ENTITIES, store_url=url)
+        old_identity = old.identity
+        old.dispose()
+        store = create_database()
+        try:
+            _rebuild(store)
+            assert store.identity not in (None, old_identity)
+            rebuilt = ingest_all(home, entities=STORE_ENTITIES, store_url=url)
+            assert [_store_rows_read(rebuilt, e) for e in STORE_ENTITIES] == [1, 2, 4, 2]
+            assert _raw(home, "SELECT count(*) FROM raw.accounts WHERE _source = 'store'") == [(4,)]
+            assert _raw(home, "SELECT DISTINCT store FROM raw._store_cursor") == [(store.cursor_key,)]
+        finally:
+            store.dispose()
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_every_migrated_store_gets_its_own_identity(tmp_path):
+    """Two stores never share an identity, and migrating again keeps it."""
+    first, second = (OperationalStore(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
+    try:
+        assert first.identity is None and first.change_position() is None  # not migrated: read whole
+        first.migrate()
+        second.migrate()
+        identity = first.identity
+        assert len({identity, second.identity}) == 2 and len(identity) == 36
+        assert first.migrate() == [] and first.identity == identity
+    finally:
+        first.dispose()
+        second.dispose()
+
+
 # --- existing stores and backups ----------------------------------------------------------------------------
 
 def test_store_made_before_the_change_log_migrates_and_is_then_read_by_it(tmp_path, monkeypatch):
@@ -303,7 +414,7 @@ def test_store_made_before_the_change_log_migrates_and_is_then_read_by_it(tmp_pa
         assert _raw(home, "SELECT count(*) FROM raw._store_cursor") == [(0,)]
         monkeypatch.undo()
         fresh = OperationalStore(home.operational_db_url)
-        assert fresh.migrate() == ["0005_store_changes"]
+        assert fresh.migrate() == ["0005_store_changes", "0006_store_identity"]
         assert _store_rows_read(ingest_all(home, entities=STORE_ENTITIES), "accounts") == 1  # no position yet
         assert _store_rows_read(ingest_all(home, entities=STORE_ENTITIES), "accounts") == 0
         fresh.update("accounts", "ACC-1", {"account_name": "Acme AG"}, 1, actor="U-1")

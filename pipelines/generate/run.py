@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +140,7 @@ def _clear(home: CrmHome) -> None:
         Path(str(home.operational_db) + suffix).unlink(missing_ok=True)
 
 
-def load_store(home: CrmHome, frames: dict[str, pl.DataFrame], as_of_ts: str) -> dict[str, int]:
+def load_store(home: CrmHome, frames: dict[str, pl.DataFrame], as_of_ts: str, identity: str) -> dict[str, int]:
     contract = load_contract()
     store = OperationalStore(home.operational_db_url)
     try:
@@ -149,6 +150,8 @@ def load_store(home: CrmHome, frames: dict[str, pl.DataFrame], as_of_ts: str) ->
             counts[name] = store.bulk_insert(name, frames[name].select(contract.entity(name).column_names))
         with store.engine.begin() as conn:  # no wall-clock time in the file: byte-identical reruns
             conn.execute(text("UPDATE schema_migrations SET applied_at = :t"), {"t": as_of_ts})
+            # the store identity from the parameters, not random: same parameters, same content, same file
+            store.set_identity(conn, identity)
         if store.dialect == "sqlite":
             with store.engine.connect() as conn:
                 conn.exec_driver_sql("VACUUM")
@@ -197,7 +200,8 @@ def generate_home(home: CrmHome, customers: int, seed: int, dirty: float = 0.0, 
 
     landing_rows, files, manifests = step("writing landing files", write_all)
     as_of_ts = f"{AS_OF.isoformat()} 23:59:59"
-    store_rows = step("loading the operational store", lambda: load_store(home, store_frames, as_of_ts))
+    identity = str(uuid.uuid5(uuid.NAMESPACE_URL, f"crm-demo?seed={seed}&customers={customers}&years={years}&dirty={dirty}"))
+    store_rows = step("loading the operational store", lambda: load_store(home, store_frames, as_of_ts, identity))
 
     def write_truth() -> int:
         gt = home.ground_truth

@@ -82,7 +82,7 @@ LANDING_FILES_COLUMNS: dict[str, str] = {
 #: transaction of the load it stands for.
 STORE_CURSOR_COLUMNS: dict[str, str] = {
     "entity": "VARCHAR",
-    "store": "VARCHAR",
+    "store": "VARCHAR",  # the store's URL without password and its identity (OperationalStore.cursor_key)
     "position": "BIGINT",
     "batch_id": "VARCHAR",
     "loaded_at": "TIMESTAMP",

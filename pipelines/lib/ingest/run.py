@@ -266,10 +266,11 @@ class Ingestor:
         """The store change-log position the entity's raw rows are complete up to; None: read everything.
 
         Not `max(updated_at)`: that is stamped before commit, so an edit committing after a later-stamped
-        one had been loaded would fall below it for good. A position kept for another store (the URL
-        changed) does not count."""
+        one had been loaded would fall below it for good. A position kept for another store does not count:
+        the cursor is keyed by URL and store identity, so neither another URL nor a store deleted and
+        created again under the same URL (its ids start again at 1) is read from the old position."""
         rows = con.execute(f"SELECT position FROM {raw_table('_store_cursor')} "  # noqa: S608
-                           "WHERE entity = ? AND store = ?", [entity.name, self.store.display_url]).fetchall()
+                           "WHERE entity = ? AND store = ?", [entity.name, self.store.cursor_key]).fetchall()
         return rows[0][0] if rows else None
 
     def _known_files(self, con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, tuple[str, int, int]]:
@@ -410,7 +411,7 @@ class Ingestor:
             frame, recheck = self._with_quarantined_store_rows(con, entity, frame)
             opened.store_part = _Part("store", f"store:{entity.name}",
                                       FileRows(frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))),
-                                      store_cursor=None if position is None else (self.store.display_url, position))
+                                      store_cursor=None if position is None else (self.store.cursor_key, position))
             opened.store_part.recheck_ids = recheck
         wanted_days = set(days) if days is not None else None
         candidates: list[tuple[Path, _Part]] = []

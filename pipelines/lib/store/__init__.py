@@ -36,6 +36,8 @@ CHANGES_TABLE = "store_changes"
 #: SQLite: the id the next change-log entry gets. AUTOINCREMENT keeps the largest id ever handed out in
 #: sqlite_sequence (in the writing transaction), so deleting entries (erasure) never moves it back.
 _SQLITE_NEXT_CHANGE = f"SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = '{CHANGES_TABLE}'"
+#: The migration whose `schema_migrations` row holds the store's identity (`OperationalStore.identity`).
+IDENTITY_MIGRATION = "0006_store_identity"
 
 __all__ = ["OperationalStore", "StaleEditError", "RecordValidationError", "RecordNotFoundError",
            "mask_password", "store_location"]
@@ -106,7 +108,7 @@ class OperationalStore:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.contract = load_contract()
-        self._has_change_log = False  # known once seen (a store never loses its change log)
+        self._has_change_log = False  # known once seen (a store never loses its change log or identity)
 
     @property
     def display_url(self) -> str:
@@ -133,8 +135,37 @@ class OperationalStore:
                     conn.execute(text(statement))
                 conn.execute(text("INSERT INTO schema_migrations (name, applied_at) VALUES (:n, :t)"),
                              {"n": name, "t": _now()})
+                if name == IDENTITY_MIGRATION:  # a new identity for every store the migration runs in
+                    self.set_identity(conn, str(uuid.uuid4()))
             applied.append(name)
         return applied
+
+    def set_identity(self, conn: Connection, identity: str) -> None:
+        """Give the store its identity, in the caller's transaction: a random one when it is first migrated;
+        the demo generator's one derived from its parameters (nothing else should call this)."""
+        conn.execute(text("UPDATE schema_migrations SET store_identity = :i WHERE name = :n"),
+                     {"i": identity, "n": IDENTITY_MIGRATION})
+
+    @property
+    def identity(self) -> str | None:
+        """The random UUID this store got when it was first migrated; None before that migration.
+
+        A store deleted and created again under the same URL gets a new one, while its change ids start
+        again at 1: ingestion keys its cursor by URL and identity, so a position kept for the old store
+        never counts for the new one (docs/store-changes.md). The demo generator sets it from its
+        parameters, so the same parameters still give a byte-identical file."""
+        if "store_identity" not in self.table_columns("schema_migrations"):
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT store_identity FROM schema_migrations WHERE name = :n"),
+                                {"n": IDENTITY_MIGRATION}).scalar_one_or_none()
+
+    @property
+    def cursor_key(self) -> str | None:
+        """What ingestion keys its change-log cursor by: the URL without password and the store's identity
+        (None while the store has no identity: it is then read whole, with no cursor kept)."""
+        identity = self.identity
+        return None if identity is None else f"{self.display_url} ({identity})"
 
     def table_columns(self, table: str) -> list[str]:
         """Column names of a store table, in order (used to check the schema against the contract)."""
@@ -228,7 +259,8 @@ class OperationalStore:
     def change_position(self) -> int | None:
         """The change-log position below which every change is committed: ingestion's next cursor.
 
-        None when the store has no change log yet (not migrated since it came): read it whole each time.
+        None when the store has no change log or no identity yet (not migrated since it came): read it whole
+        each time, keeping no cursor.
 
         Take it BEFORE reading the rows it stands for; whatever commits meanwhile is read again next time.
         SQLite serialises writers, so its autoincrement `change_id`s are handed out in commit order and the
@@ -237,7 +269,7 @@ class OperationalStore:
         oldest transaction id still running (`pg_snapshot_xmin`), and entries are compared by their `txid`.
         """
         if not self._has_change_log:
-            self._has_change_log = bool(self.table_columns(CHANGES_TABLE))
+            self._has_change_log = bool(self.table_columns(CHANGES_TABLE)) and self.identity is not None
             if not self._has_change_log:
                 return None
         with self.engine.connect() as conn:
