@@ -371,6 +371,41 @@ def test_postgresql_database_dropped_and_created_again_under_the_same_url_reache
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def test_restored_sqlite_store_and_warehouse_keep_one_cursor(tmp_path):
+    """A restore brings back the store file (its identity with it) and the warehouse of the same backup:
+    over the same home the cursor still fits and only what changed since is read; into another home the
+    URL differs and everything is read."""
+    from pipelines.lib.backup import backup, restore
+
+    home = CrmHome(tmp_path / "home").ensure()
+    store = OperationalStore(home.operational_db_url)
+    _store_rows(store)
+    ingest_all(home, entities=STORE_ENTITIES)
+    identity = store.identity
+    store.dispose()
+    backup(home, tmp_path / "backup")
+    store = OperationalStore(home.operational_db_url)
+    try:
+        _edit_contact(store, 2)  # written after the backup, read, then lost by the restore
+        ingest_all(home, entities=STORE_ENTITIES)
+    finally:
+        store.dispose()
+    restore(tmp_path / "backup", home, force=True)
+    store = OperationalStore(home.operational_db_url)
+    try:
+        assert store.identity == identity
+        assert _raw(home, "SELECT job_title FROM raw.contacts WHERE contact_id = 'C-2'") == [(None,)]
+        _edit_contact(store, 1, "C-1")
+        after = ingest_all(home, entities=STORE_ENTITIES)
+        assert [_store_rows_read(after, e) for e in STORE_ENTITIES] == [0, 0, 0, 1]
+    finally:
+        store.dispose()
+    elsewhere = CrmHome(tmp_path / "elsewhere")
+    restore(tmp_path / "backup", elsewhere)
+    moved = ingest_all(elsewhere, entities=STORE_ENTITIES)
+    assert [_store_rows_read(moved, e) for e in STORE_ENTITIES] == [1, 2, 3, 2]
+
+
 def test_every_migrated_store_gets_its_own_identity(tmp_path):
     """Two stores never share an identity, and migrating again keeps it."""
     first, second = (OperationalStore(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
