@@ -4,6 +4,8 @@ back) and the rows of earlier entities of the same import."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import polars as pl
 
@@ -66,12 +68,9 @@ class References:
         target = self.contract.entity(name)
         parts: list[pl.Series] = []
         quarantined = pl.DataFrame(schema=PARENT_SCHEMA)
-        if target.in_store and self.store is not None:
-            from sqlalchemy import text as sql_text
-
-            with self.store.engine.connect() as conn:
-                rows = conn.execute(sql_text(f"SELECT {target.primary_key} FROM {target.name}"))  # noqa: S608
-                parts.append(pl.Series("id", [str(r[0]) for r in rows], dtype=pl.String))
+        in_store = self._store_ids(target) if target.in_store else None
+        if in_store is not None:
+            parts.append(in_store)
         if self.home.warehouse.exists():
             try:
                 with duckdb.connect(str(self.home.warehouse), read_only=True) as con:
@@ -86,8 +85,33 @@ class References:
             except duckdb.Error:
                 pass  # no raw layer yet, or a run holds the warehouse: the store and this import decide
         never_held = not any(len(p) for p in parts) and not quarantined.height
-        if never_held and not (target.in_store and self.store is not None):
+        if never_held and in_store is None:
             return None
         loaded = pl.concat(parts) if parts else pl.Series("id", [], pl.String)
         quarantined = quarantined.filter(~pl.col("id").is_in(loaded.implode()))
         return loaded, quarantined
+
+    def _store_ids(self, target: Entity) -> pl.Series | None:
+        """The ids of a store entity; None when there is no store to ask. An import of landing entities
+        only opens no store of its own, yet `crm run` will find their parents there (accounts saved by an
+        earlier import): the home's store is asked then, if it has been created, and never created here."""
+        from sqlalchemy import text as sql_text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        store, own = self.store, False
+        if store is None:
+            url = self.home.operational_db_url
+            if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).exists():
+                return None
+            store, own = OperationalStore(url), True
+        try:
+            with store.engine.connect() as conn:
+                rows = conn.execute(sql_text(f"SELECT {target.primary_key} FROM {target.name}"))  # noqa: S608
+                return pl.Series("id", [str(r[0]) for r in rows], dtype=pl.String)
+        except SQLAlchemyError:
+            if not own:
+                raise
+            return None  # a store without tables yet: it holds no parents
+        finally:
+            if own:
+                store.dispose()
