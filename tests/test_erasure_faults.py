@@ -238,21 +238,26 @@ def test_erase_killed_at_ten_random_points_then_rerun_leaves_no_byte_of_the_pers
     rng = random.Random(KILL_SEED)
     mid_way = 0
     for attempt in range(KILLS):
-        home = _copy(source_home, tmp_path / f"kill{attempt}")
-        proc = _erase_cli(home, account_id)
-        if attempt % 5 == 0:  # anywhere from start-up on, planning included
-            time.sleep(rng.uniform(0.0, total))
-        else:  # somewhere in the steps, once the plan is in the journal
-            while not _journal(home, account_id).exists() and proc.poll() is None:
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, work))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-        journal = _journal(home, account_id)
-        if proc.returncode == -signal.SIGKILL and journal.exists() and \
-                json.loads(journal.read_text(encoding="utf-8"))["status"] == "in_progress":
-            mid_way += 1
+        anywhere = attempt % 5 == 0  # from start-up on, planning included; the others once the plan is written
+        delay = rng.uniform(0.0, total if anywhere else work)
+        for _ in range(4):  # a kill that came after the end is tried again, sooner, on a fresh copy
+            home = _copy(source_home, tmp_path / f"kill{attempt}")
+            proc = _erase_cli(home, account_id)
+            if not anywhere:
+                while not _journal(home, account_id).exists() and proc.poll() is None:
+                    time.sleep(0.002)
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            journal = _journal(home, account_id)
+            stopped = proc.returncode == -signal.SIGKILL and journal.exists() and \
+                json.loads(journal.read_text(encoding="utf-8"))["status"] == "in_progress"
+            if stopped or anywhere:
+                break
+            shutil.rmtree(home.root)
+            delay /= 2
+        mid_way += stopped
 
         rerun = _erase_cli(home, account_id)
         out = rerun.communicate(timeout=300)[0]
@@ -260,7 +265,7 @@ def test_erase_killed_at_ten_random_points_then_rerun_leaves_no_byte_of_the_pers
         assert "No customer" not in out
         assert _leftovers(home, needles) == [], f"attempt {attempt}"
         shutil.rmtree(home.root)
-    assert mid_way >= KILLS // 2, f"only {mid_way} of {KILLS} kills landed mid-erasure"
+    assert mid_way >= KILLS - 2, f"only {mid_way} of {KILLS} kills landed mid-erasure"
 
     again = _erase_cli(baseline, account_id)
     out = again.communicate(timeout=120)[0]
