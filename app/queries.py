@@ -31,9 +31,8 @@ from sqlalchemy import bindparam, text
 
 from app.access import mask, mask_record, may_see, scope_ids, scope_sql
 from app.auth import Viewer
-from pipelines.contract import Contract
 from pipelines.lib.home import CrmHome
-from pipelines.lib.settings import Settings, load_settings
+from pipelines.lib.settings import Settings
 from pipelines.lib.snapshot import NoSnapshotError, connect_snapshot, current_snapshot_path
 from pipelines.lib.store import OperationalStore
 
@@ -50,29 +49,18 @@ def home() -> CrmHome:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _store(url: str) -> OperationalStore:
-    store = OperationalStore(url)
+def _store(root: str, url: str) -> OperationalStore:
+    store = OperationalStore.for_home(CrmHome(Path(root)))
     store.migrate()  # a home made before the portal existed gets the sign-in table
     return store
 
 
 def operational_store() -> OperationalStore:
-    """The system of record the portal edits (one engine per URL, shared by all sessions). Records are
-    validated with the installation's allowed values (crm.yaml), as ingestion validates them."""
-    store = _store(home().operational_db_url)
-    store.contract = installation_contract()
-    return store
-
-
-def installation_contract() -> Contract:
-    """The import contract with this installation's vocabulary (crm.yaml), re-read when the file changes."""
-    path = home().settings_file
-    return _installation_contract(str(path), path.stat().st_mtime_ns if path.exists() else 0)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _installation_contract(path: str, mtime_ns: int) -> Contract:
-    return load_settings(Path(path)).contract()
+    """The system of record the portal edits (one engine per home and URL, shared by all sessions). The
+    store validates every write with the installation's allowed values (crm.yaml, re-read when it
+    changes), as ingestion validates them."""
+    h = home()
+    return _store(str(h.root), h.operational_db_url)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -160,7 +148,7 @@ def _owned_accounts(url: str, owner_ids: tuple[str, ...]) -> tuple[str, ...]:
         return ()
     sql = text("SELECT account_id FROM accounts WHERE owner_user_id IN :ids ORDER BY account_id").bindparams(
         bindparam("ids", expanding=True))
-    with _store(url).engine.connect() as conn:
+    with operational_store().engine.connect() as conn:  # `url` keys the cache
         return tuple(r[0] for r in conn.execute(sql, {"ids": list(owner_ids)}))
 
 

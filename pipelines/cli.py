@@ -81,7 +81,7 @@ def store_migrate(home: Path = HomeOption) -> None:
     from pipelines.lib.store import OperationalStore
 
     h = _home(home).ensure()
-    store = OperationalStore(h.operational_db_url)
+    store = OperationalStore.for_home(h)
     applied = store.migrate()
     console.print(f"Operational store at [bold]{store.display_url}[/bold]: "
                   f"{len(applied)} migration(s) applied ({', '.join(applied) or 'up to date'}).")
@@ -203,7 +203,7 @@ def _portal_users(home: Path | None):
     from pipelines.lib.portal_users import PortalUsers
     from pipelines.lib.store import OperationalStore
 
-    store = OperationalStore(_home(home).ensure().operational_db_url)
+    store = OperationalStore.for_home(_home(home).ensure())
     store.migrate()
     return PortalUsers(store)
 

@@ -155,8 +155,8 @@ def test_bad_rows_are_reported_with_file_line_field_and_value(home, tmp_path):
 
 
 def test_upsert_rejects_exactly_what_validate_record_rejects(home):
-    """The batch path and the portal's one-record path agree on every row and on the field."""
-    entity = load_contract().entity("opportunities")
+    """The batch path and the portal's one-record path agree on every row and on the field (both with the
+    store's contract: the installation's vocabulary)."""
     base = {"opportunity_id": "X", "account_id": "A1", "owner_user_id": "U1", "opportunity_name": "n",
             "stage": "proposal", "amount": "10", "expected_close_date": "2026-01-31",
             "created_at": "2025-01-01T00:00:00", "is_archived": "false", "updated_at": "2025-01-02T00:00:00"}
@@ -166,6 +166,7 @@ def test_upsert_rejects_exactly_what_validate_record_rejects(home):
                 {"updated_at": "2025-01-02T00:00:00Z"}]
     rows = [{**base, **v, "opportunity_id": f"V{i}"} for i, v in enumerate(variants)]
     store = _store(home)
+    entity = store.contract.entity("opportunities")
     try:
         expected = {}
         for row in rows:

@@ -76,11 +76,8 @@ def import_file(home: CrmHome, entities: list[str], path: Path, mapping: str | N
     report = ImportReport(file=path.name, mapping=mapping_label, dry_run=dry_run,
                           started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     needs_store = any(contract.entity(n).in_store for n in names)
+    # the home's store validates against crm.yaml itself, as for portal edits (OperationalStore.for_home)
     store = _open_store(home, dry_run) if needs_store else None
-    if store is not None:
-        # rows are checked against the installation's vocabulary (stages, regions, currencies of crm.yaml)
-        # as `crm run` will check them, so an import never stores a row the next run would quarantine
-        store.contract = contract
     placed: Path | None = None  # the first landing copy of the file (others are hard-linked to it)
     try:
         refs = References(home, contract, store)
@@ -161,7 +158,7 @@ def _open_store(home: CrmHome, dry_run: bool) -> OperationalStore:
             raise ImportFailed(f"the operational store {url} does not exist yet; run `crm store migrate` "
                                "first (a dry run creates nothing).")
         home.ensure()
-    store = OperationalStore(url)
+    store = OperationalStore.for_home(home)
     if dry_run:
         if "schema_migrations" not in _tables(store):
             store.dispose()

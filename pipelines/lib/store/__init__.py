@@ -9,6 +9,13 @@ version is no longer current is refused with `StaleEditError` instead of overwri
 Every write also notes the changed record in the change log `store_changes`, in the same transaction
 (`record_changes`); ingestion reads the store by that log, not by `updated_at`, because `updated_at` is
 stamped before commit and commit order is what decides what a reader has seen (docs/store-changes.md).
+
+Every write path (`create`, `update`, `archive`, `upsert_many`) validates against `self.contract`, which
+carries the installation's vocabulary: the stages, currencies and closed dimension lists of crm.yaml
+(`Settings.contract()`). A store opened for a home (`OperationalStore.for_home`) reads that home's crm.yaml
+and follows it when the file changes; a store opened by URL alone validates against the default
+installation (`Settings()`, what a missing crm.yaml means) unless it is given a contract. So a value the
+store accepts is one the next `crm run` accepts, whichever way it was written.
 """
 
 from __future__ import annotations
@@ -20,14 +27,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.contract import Entity, load_contract
+from pipelines.contract import Contract, Entity
+from pipelines.lib.settings import Settings, load_settings
 from pipelines.lib.store.validation import RecordValidationError, validate_record
+
+if TYPE_CHECKING:
+    from pipelines.lib.home import CrmHome
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -98,7 +109,9 @@ def _as_text(value: Any) -> str | None:
 class OperationalStore:
     """Access to the operational database named by a URL (`sqlite:///path` or `postgresql://...`)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, contract: Contract | None = None):
+        """`contract`: what writes are validated against; by default the default installation's
+        (`Settings().contract()`). Use `for_home` for the store of a home with its own crm.yaml."""
         self.url = url
         self.dialect = "postgresql" if url.startswith(("postgresql", "postgres")) else "sqlite"
         if self.dialect == "sqlite":
@@ -107,8 +120,35 @@ class OperationalStore:
         self.engine: Engine = create_engine(_sqlalchemy_url(url), future=True, pool_pre_ping=True)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.contract = load_contract()
+        self._contract = contract if contract is not None else Settings().contract()
+        self._settings_file: Path | None = None  # set by `for_home`: the crm.yaml `contract` follows
+        self._settings_stamp: tuple[int, int] | None = None
         self._has_change_log = False  # known once seen (a store never loses its change log or identity)
+
+    @classmethod
+    def for_home(cls, home: CrmHome) -> OperationalStore:
+        """The home's operational store, validating every write against the home's crm.yaml.
+
+        The file is read at the first use of `contract` (so `crm store migrate` works before crm.yaml is
+        right) and again whenever it changes, so a portal left running follows an edited crm.yaml.
+        A crm.yaml that cannot be used raises `SettingsError` there, naming the file and the key."""
+        store = cls(home.operational_db_url)
+        store._settings_file = home.settings_file
+        return store
+
+    @property
+    def contract(self) -> Contract:
+        """The import contract with the installation's allowed values, which every write is validated by."""
+        if self._settings_file is not None:
+            try:
+                stat = self._settings_file.stat()
+                stamp = (stat.st_mtime_ns, stat.st_size)
+            except FileNotFoundError:
+                stamp = (0, 0)
+            if stamp != self._settings_stamp:
+                self._contract = load_settings(self._settings_file).contract()
+                self._settings_stamp = stamp
+        return self._contract
 
     @property
     def display_url(self) -> str:
