@@ -15,6 +15,11 @@ the lockout policy of pipelines/lib/portal_users.py plus a short per-process rat
 that is checked against the store on every page run (`recheck`): a sign-in that was disabled, changed
 (role, team, CRM user, password) or removed ends its open sessions at their next click, and a session
 ends after SESSION_MAX_SECONDS or SESSION_IDLE_SECONDS without a page run.
+
+The check runs once per run: the entry script (app/streamlit_app.py, which Streamlit runs before every
+page) calls `current_viewer`, which rechecks and hands the checked viewer to the page of the same run
+(`page_run_viewer`); a manager's check costs two store queries (the sign-in and the team's users), so
+checking again in the page would double them without checking anything newer.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from pipelines.lib.store import OperationalStore
 SESSION_KEY = "viewer"
 LAST_SEEN_KEY = "viewer_last_seen"
 NOTICE_KEY = "sign_in_notice"
+#: The viewer `current_viewer` checked at the start of this run, taken (once) by the page of the run.
+CHECKED_KEY = "viewer_checked_this_run"
 #: A session lasts at most this long after sign-in, and ends after this long without a page run.
 SESSION_MAX_SECONDS = 12 * 3600
 SESSION_IDLE_SECONDS = 60 * 60
@@ -189,11 +196,15 @@ def recheck(store: OperationalStore, viewer: Viewer, last_seen: float | None = N
 
 # --- Streamlit glue (the only part of this module that touches the UI) ----------------------------------
 def current_viewer() -> Viewer | None:
-    """The signed-in viewer, rechecked against the store on every page run (None: not signed in)."""
+    """The signed-in viewer, rechecked against the store (None: not signed in or the session ended).
+
+    The entry script calls this at the start of every run; the checked viewer is kept for the page of
+    the same run (`page_run_viewer`), so the store is asked once per run."""
     import streamlit as st
 
     from app.queries import operational_store
 
+    st.session_state.pop(CHECKED_KEY, None)
     viewer = st.session_state.get(SESSION_KEY)
     if viewer is None:
         return None
@@ -206,7 +217,19 @@ def current_viewer() -> Viewer | None:
     if checked is not viewer:
         st.session_state[SESSION_KEY] = checked
     st.session_state[LAST_SEEN_KEY] = time.time()
+    st.session_state[CHECKED_KEY] = checked
     return checked
+
+
+def page_run_viewer() -> Viewer | None:
+    """The viewer checked by the entry script at the start of this run (taken once, so it never reaches
+    a later run); a page run that was not preceded by that check checks the session itself."""
+    import streamlit as st
+
+    checked = st.session_state.pop(CHECKED_KEY, None)
+    if checked is not None and checked == st.session_state.get(SESSION_KEY):
+        return checked
+    return current_viewer()
 
 
 def sign_in_page() -> None:

@@ -26,6 +26,7 @@ def _page(file: str, title: str, icon: str) -> st.Page:
     return st.Page(str(PAGES / file), title=title, icon=icon)
 
 
+# The one session check of this run (app/auth.py): the page below takes this viewer (app.ui.page_viewer).
 viewer = current_viewer()
 if viewer is None:
     page = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")])

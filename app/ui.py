@@ -11,7 +11,7 @@ import polars as pl
 import streamlit as st
 
 from app import queries
-from app.auth import Viewer, current_viewer
+from app.auth import Viewer, page_run_viewer
 from app.export import download_buttons
 
 #: ASCII punctuation Markdown (GFM plus Streamlit's directives, emoji codes and LaTeX) can act on; CommonMark
@@ -33,8 +33,9 @@ def plain(value: Any) -> str:
 
 
 def page_viewer(needs_snapshot: bool = True) -> Viewer:
-    """The signed-in viewer; stops the page with a clear note when there is nothing to show yet."""
-    viewer = current_viewer()
+    """The signed-in viewer as the entry script checked it in this run (one session check per run);
+    stops the page with a clear note when there is nothing to show yet."""
+    viewer = page_run_viewer()
     if viewer is None:
         st.warning("Please sign in.")
         st.stop()
