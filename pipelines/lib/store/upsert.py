@@ -2,7 +2,8 @@
 
 A file of ten thousand deals cannot go through `create`/`update` one record at a time (each validates a
 one-row frame: about 15 ms), so the batch is validated as a whole by the contract checks ingestion uses
-(`check_batch`, which runs `validate_frame`, the function `validate_record` wraps), with the portal's
+(`check_batch`, which runs `validate_frame`, the function `validate_record` wraps) on the entity of the
+store's contract (the installation's vocabulary, `OperationalStore.contract`), with the portal's
 rules on top: a reference must exist in the store (references to landing-only entities are checked when
 `crm run` ingests, as for portal edits), ids of erased customers never come back, and a store record
 that is newer than the file's row is kept. Each changed record is written like a portal edit: version 1

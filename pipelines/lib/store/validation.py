@@ -2,7 +2,9 @@
 
 It runs the same contract validation ingestion uses (`pipelines.contract.validate`) on a one-row
 frame, so a value the portal accepts is a value the pipeline accepts, then checks references to other
-store records.
+store records. The store passes the entity of its own contract (`OperationalStore.contract`), which
+carries the installation's allowed values from crm.yaml, so the vocabulary is checked here for every write
+and nowhere else.
 """
 
 from __future__ import annotations
