@@ -250,3 +250,52 @@ def test_store_row_fixed_in_place_loads_and_a_deleted_one_leaves_the_quarantine(
                    ("accounts", "A-2", "not_in_source"), ("contacts", "C-2", "not_in_source")}
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         assert reconcile(con) == []
+
+
+SHOP = ("Order Number,Order Date,Order Status,Currency,Customer ID,Customer Email,Customer Name,Billing City,"
+        "Billing Country,Line Number,SKU,Product Name,Quantity,Unit Price,Discount Percent,Line Total\n"
+        "1001,2026-01-05 14:33:10,Completed,EUR,C-1,j@example.test,Jana,Prague,CZ,1,SKU-1,W,2,10.00,0,20.00\n"
+        "1001,2026-01-05 14:33:10,Completed,EUR,C-1,j@example.test,Jana,Prague,CZ,2,SKU-2,G,1,5.00,10,4.50\n"
+        "1002,2026-01-06 09:00:00,Refunded,EUR,C-2,m@example.test,,Hamburg,DE,1,SKU-1,W,1,10.00,0,10.00\n"
+        "1002,2026-01-06 09:00:00,Refunded,EUR,C-2,m@example.test,,Hamburg,DE,2,SKU-2,G,1,5.00,0,5.00\n"
+        "1004,2026-01-08 09:00:00,Completed,EUR,C-2,m@example.test,,Hamburg,DE,1,SKU-1,W,1,10.00,0,10.00\n"
+        "1003,2026-01-07 10:00:00,Processing,EUR,C-1,j@example.test,Jana,Prague,CZ,1,SKU-2,G,3,5.00,0,15.00\n")
+PRODUCTS = ("product_id,sku,product_name,product_line,list_price,unit_cost,max_discount_pct,is_recurring,is_active,"
+            f"updated_at\nSKU-1,SKU-1,W,Hardware,10,4,20,false,true,{TS}\nSKU-2,SKU-2,G,Hardware,5,2,20,false,true,{TS}\n")
+
+
+def test_a_flat_shop_export_with_one_bad_customer_holds_back_its_orders_and_their_lines(tmp_path: Path):
+    """One file feeds accounts, orders and order lines (the web-shop preset's sections as sidecars, with
+    collapse): customer C-2 (lines 4-6) has no name, so its two orders and their three lines are held back,
+    each line is counted exactly once, and a line's message sends the reader past its held-back order."""
+    import yaml
+
+    from pipelines.presets import resolve_mapping
+
+    home = CrmHome(tmp_path / "home").ensure()
+    preset = yaml.safe_load(resolve_mapping("webshop-orders").read_text(encoding="utf-8"))
+    for entity in ("accounts", "orders", "order_lines"):
+        folder = home.landing / entity
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "shop.csv").write_text(SHOP, encoding="utf-8")
+        (folder / "shop.csv.mapping.yaml").write_text(yaml.safe_dump(preset[entity]), encoding="utf-8")
+    (home.landing / "products").mkdir(parents=True, exist_ok=True)
+    (home.landing / "products" / "products.csv").write_text(PRODUCTS, encoding="utf-8")
+    ingest_all(home)
+    log = _sql(home.warehouse, "SELECT entity, rows_read, rows_loaded, rows_quarantined, duplicates_dropped "
+                               "FROM raw._load_log WHERE source_file LIKE '%/shop.csv' ORDER BY entity")
+    # accounts: C-1 three times, C-2 three times (collapsed: 2 + 2 repeats); orders: 1001 and 1002 twice
+    assert log == [("accounts", 6, 1, 1, 4), ("order_lines", 6, 3, 3, 0), ("orders", 6, 2, 2, 2)]
+    assert _quarantine(home) == {
+        ("accounts", "accounts/shop.csv", 4, "C-2", "missing_required"),
+        ("orders", "orders/shop.csv", 4, "1002", "parent_quarantined"),
+        ("orders", "orders/shop.csv", 6, "1004", "parent_quarantined"),
+        ("order_lines", "order_lines/shop.csv", 4, "1002-1", "parent_quarantined"),
+        ("order_lines", "order_lines/shop.csv", 5, "1002-2", "parent_quarantined"),
+        ("order_lines", "order_lines/shop.csv", 6, "1004-1", "parent_quarantined"),
+    }
+    messages = dict(_sql(home.warehouse, "SELECT record_id, message FROM raw._quarantine"))
+    assert "line 4 of accounts/shop.csv, missing_required); fix that row" in messages["1002"]
+    assert "line 4 of orders/shop.csv, parent_quarantined); fix the row that one refers to" in messages["1002-1"]
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        assert reconcile(con) == []

@@ -173,7 +173,11 @@ def _unresolved(entity: Entity, column, clean: pl.DataFrame, loaded: pl.Series,
         ROW, SRC, LINE, pl.col(entity.primary_key).alias("record_id"), pl.lit(name).alias("field"),
         pl.when(parent).then(pl.lit("parent_quarantined")).otherwise(pl.lit("unknown_reference")).alias("reason"),
         pl.col(name).alias("value"),
-        pl.when(parent).then(pl.format(
+        # a parent held back by its own parent is not the row to fix: the chain's first row is
+        pl.when(parent & (pl.col("__preason") == "parent_quarantined")).then(pl.format(
+            "{} {} refers to a row of {} that is held back itself ({}, parent_quarantined); fix the row that "
+            "one refers to (its message names it) and both load.",
+            pl.lit(name), pl.col(name), pl.lit(target), where)).when(parent).then(pl.format(
             "{} {} refers to a row of {} that is quarantined itself ({}, {}); fix that row and this one "
             "loads with it.",
             pl.lit(name), pl.col(name), pl.lit(target), where, pl.col("__preason"))).otherwise(pl.format(
