@@ -325,3 +325,18 @@ def test_collapse_warnings_show_values_except_personal_data(tmp_path: Path):
     assert conflicts["account_type"]["examples"] == "A-1: 'B2B' (line 2) and 'B2C' (line 3)"
     assert conflicts["email"]["examples"] == "A-1: lines 2 and 3"
     assert "example" not in conflicts["email"]["message"].replace("e.g.", "")
+
+
+def test_a_sidecar_for_another_entity_is_named_with_the_folder_and_its_file_is_not_read(tmp_path: Path):
+    home = _home(tmp_path, {
+        "products/shop.csv": "Code,Label,Price\nP-1,Suite,10\nP-2,Pro,20\n",
+        "products/shop.csv.mapping.yaml": "accounts:\n  columns: {Code: account_id}\n",
+        "products/main.csv": "product_id,sku,product_name,list_price\nP-3,S3,Basic,5\n",
+    }, "products:\n" + PRODUCT_DEFAULTS)
+    ingest_all(home, entities=["products"])
+    assert _log(home, "products") == [("products/main.csv", 1, 1, 0, 0)]
+    [(status, error)] = _query(home, "SELECT status, error FROM raw._load_log WHERE source_file = ?",
+                               ["products/shop.csv"])
+    assert status == "unreadable"
+    assert error.endswith("shop.csv.mapping.yaml describes accounts but lies in landing/products/; move it and "
+                          "shop.csv to landing/accounts/, or name the section products.")

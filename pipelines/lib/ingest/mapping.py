@@ -442,6 +442,11 @@ def mapping_for_file(home_mapping: ColumnMapping, entity_name: str, path: Path) 
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise MappingError(f"{sidecar} is not valid UTF-8 YAML ({' '.join(str(exc).split())}); fix the file or "
                            "remove it.") from exc
+    contract = load_contract()
     if isinstance(body, dict) and list(body) == [entity_name]:
         body = body[entity_name]
-    return entity_mapping(body, load_contract().entity(entity_name), str(sidecar))
+    elif isinstance(body, dict) and len(body) == 1 and next(iter(body)) in contract.entities:
+        other = next(iter(body))
+        raise MappingError(f"{sidecar} describes {other} but lies in landing/{entity_name}/; move it and "
+                           f"{path.name} to landing/{other}/, or name the section {entity_name}.")
+    return entity_mapping(body, contract.entity(entity_name), str(sidecar))
