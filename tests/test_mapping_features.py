@@ -340,3 +340,22 @@ def test_a_sidecar_for_another_entity_is_named_with_the_folder_and_its_file_is_n
     assert status == "unreadable"
     assert error.endswith("shop.csv.mapping.yaml describes accounts but lies in landing/products/; move it and "
                           "shop.csv to landing/accounts/, or name the section products.")
+
+
+def test_an_impossible_date_in_a_mapping_costs_its_file_not_the_run(tmp_path: Path):
+    """YAML reads 2026-13-45 as a date and the calendar refuses it: the sidecar's file is unreadable with
+    one sentence naming the sidecar, the other files load; in the home mapping it is a mapping error."""
+    home = _home(tmp_path, {
+        "products/bad.csv": "product_id,sku,product_name,list_price\nP-1,S1,Suite,10\n",
+        "products/bad.csv.mapping.yaml": "defaults: {updated_at: 2026-13-45}\n",
+        "products/good.csv": "product_id,sku,product_name,list_price\nP-2,S2,Pro,20\n",
+    }, "products:\n" + PRODUCT_DEFAULTS)
+    ingest_all(home, entities=["products"])
+    assert _log(home, "products") == [("products/good.csv", 1, 1, 0, 0)]
+    [(status, error)] = _query(home, "SELECT status, error FROM raw._load_log WHERE source_file = ?",
+                               ["products/bad.csv"])
+    assert (status, error.rsplit("/", 1)[-1]) == ("unreadable", "bad.csv.mapping.yaml holds a date that does not "
+                                                  "exist (month must be in 1..12); correct it, or quote it to keep "
+                                                  "it as text.")
+    with pytest.raises(MappingError, match=r"^m\.yaml holds a date that does not exist"):
+        load_column_mapping_text("products:\n  defaults: {updated_at: 2026-02-30}\n", "m.yaml")

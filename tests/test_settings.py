@@ -84,6 +84,7 @@ def test_the_demo_generator_describes_its_own_world(tmp_path):
     ("dimensions: {region: 7}", "dimensions.region: write `open` or a list of values"),
     ("dimensions: {region: []}", "dimension region lists no values"),
     ("as_of: soon", "as_of: 'soon' is neither data, live nor a date"),
+    ("as_of: 2026-13-45", "holds a date that does not exist (month must be in 1..12); write a real date"),
     ("currencies: {}", "currencies: not a setting; remove it or check its spelling"),
     ("stages: [", "is not valid YAML at line"),
     ("- a list", "must be a mapping of settings"),

@@ -230,6 +230,9 @@ def load_settings(path: Path) -> Settings:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SettingsError(f"{path} is not valid YAML{where}; fix the syntax (see docs/settings.md).") from None
+    except ValueError as exc:  # a date YAML reads as one but the calendar has not (as_of: 2026-13-45)
+        raise SettingsError(f"{path} holds a date that does not exist ({exc}); write a real date like "
+                            "2026-10-31 (see docs/settings.md).") from None
     if data is None:
         return Settings()
     if not isinstance(data, dict):

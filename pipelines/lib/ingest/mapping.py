@@ -233,6 +233,9 @@ def load_column_mapping_text(text: str, source: str) -> ColumnMapping:
     except yaml.YAMLError as exc:
         raise MappingError(f"{source} is not valid YAML ({' '.join(str(exc).split())}); "
                            "fix the file or remove it.") from exc
+    except ValueError as exc:  # a date YAML reads as one but the calendar has not (2026-13-45)
+        raise MappingError(f"{source} holds a date that does not exist ({exc}); correct it, or quote it to "
+                           "keep it as text.") from exc
     return load_column_mapping_dict(body, source)
 
 
@@ -442,6 +445,9 @@ def mapping_for_file(home_mapping: ColumnMapping, entity_name: str, path: Path) 
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise MappingError(f"{sidecar} is not valid UTF-8 YAML ({' '.join(str(exc).split())}); fix the file or "
                            "remove it.") from exc
+    except ValueError as exc:
+        raise MappingError(f"{sidecar} holds a date that does not exist ({exc}); correct it, or quote it to "
+                           "keep it as text.") from exc
     contract = load_contract()
     if isinstance(body, dict) and list(body) == [entity_name]:
         body = body[entity_name]
