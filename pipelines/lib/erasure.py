@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -651,6 +652,25 @@ def drop_erased(con: duckdb.DuckDBPyConnection, tombstones: set[str], entity_nam
     indexed = frame.with_row_index("__i")
     erased = pl.col("__i").is_in(hit.implode())
     return indexed.filter(~erased).drop("__i"), indexed.filter(erased).drop("__i")
+
+
+_TOKEN_SPLIT = re.compile(r"[\s,;|\t\"'{}\[\]:]+")
+
+
+def malformed_of_erased(tombstones: set[str], entity_name: str, record_id: str | None, value: str | None) -> bool:
+    """Whether a row the reader could not parse belongs to an erased record.
+
+    Such a row never reaches `drop_erased` (it has no columns), yet its raw text can hold the person's
+    name, email and phone, and it would go to the quarantine with them. Its parsed id, and every token of
+    its text, is tested against the tombstones of the entity and of every entity it can refer to (ids are
+    single tokens; a tombstone is a hash, so this is the only way to look for them in free text)."""
+    if not tombstones:
+        return False
+    entity = load_contract().entity(entity_name)
+    targets = {entity.name} | {c.reference[0] for c in entity.columns if c.reference}
+    tokens = {record_id} if record_id else set()
+    tokens.update(t for t in _TOKEN_SPLIT.split(value or "") if t)
+    return any(subject_hash(target, token) in tombstones for target in targets for token in tokens)
 
 
 def load_tombstones(store: OperationalStore) -> set[str]:

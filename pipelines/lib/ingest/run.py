@@ -32,7 +32,7 @@ import polars as pl
 
 from pipelines.contract import DUCKDB_TYPES, Entity, load_contract
 from pipelines.contract.validate import ROW, to_text
-from pipelines.lib.erasure import drop_erased, load_tombstones
+from pipelines.lib.erasure import drop_erased, load_tombstones, malformed_of_erased
 from pipelines.lib.home import CrmHome
 from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, SRC, KnownIds, check_batch
 from pipelines.lib.ingest.landing import IgnoredFile, ignored_landing_files, landing_files
@@ -550,7 +550,7 @@ class Ingestor:
     # --- one transaction ------------------------------------------------------------------------------
     def _load_chunk(self, entity: Entity, parts: list[_Part], shared: list[pl.DataFrame], started: datetime,
                     log_only: list[SourceResult]) -> list[SourceResult]:
-        texts, malformed = [], []
+        texts, malformed, erased_malformed = [], [], {}
         for frame in shared:
             texts.append(frame.select([*entity.column_names, SRC, pl.col(ROW).cast(pl.Int64).alias(LINE)]))
         for i, part in enumerate(parts):
@@ -562,6 +562,9 @@ class Ingestor:
                     [pl.col(c).cast(pl.String) for c in present]
                     + [pl.lit(i, dtype=pl.Int64).alias(SRC), pl.col(ROW).cast(pl.Int64).alias(LINE)]))
             for bad in rows.malformed:  # rows the reader rejected (malformed, or e.g. an unmapped value)
+                if malformed_of_erased(self.tombstones, entity.name, bad.record_id, bad.value):
+                    erased_malformed[i] = erased_malformed.get(i, 0) + 1
+                    continue
                 malformed.append({SRC: i, LINE: bad.line, "record_id": bad.record_id, "field": bad.field,
                                   "reason": bad.reason, "value": bad.value,
                                   "message": bad.message or f"line {bad.line} of {part.source_file} has a "
@@ -587,7 +590,7 @@ class Ingestor:
                 part.source_file, "loaded", rows_read=part.rows_read,
                 rows_loaded=checked.loaded_counts.get(i, 0), rows_quarantined=q_counts.get(i, 0),
                 duplicates_dropped=checked.duplicates.get(i, 0) + (part.rows.collapsed if part.rows else 0),
-                rows_erased=erased_counts.get(i, 0)))
+                rows_erased=erased_counts.get(i, 0) + erased_malformed.get(i, 0)))
         store_part = next((p for p in parts if p.source == "store"), None)
         store_ids = (store_part.rows.frame.get_column(entity.primary_key).drop_nulls().to_list()
                      + store_part.recheck_ids
