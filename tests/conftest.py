@@ -307,3 +307,26 @@ def ml_home_copy(ml_home, tmp_path):
     home = CrmHome(tmp_path / "home").ensure()
     shutil.copy2(ml_home.warehouse, home.warehouse)
     return home
+
+
+@pytest.fixture
+def cli_output(monkeypatch):
+    """What the `crm` command's console prints, as one line of words (the console wraps long lines).
+
+    The console is bound to the stdout of the moment `pipelines.cli` was first imported (so that `crm run`
+    can redirect sys.stdout to its log), which in a whole-suite run is some earlier test's capture, not
+    this test's `capsys`: the fixture points it at a buffer of its own instead."""
+    import io
+
+    from pipelines import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli.console, "file", buffer)
+
+    def read() -> str:
+        said = " ".join(buffer.getvalue().split())
+        buffer.seek(0)
+        buffer.truncate()
+        return said
+
+    return read

@@ -143,7 +143,7 @@ def test_restore_silently_overwrites_a_populated_postgresql_store(tmp_path, post
     store.dispose()
 
 
-def test_restore_refuses_a_populated_sqlite_store_unless_forced(tmp_path, capsys):
+def test_restore_refuses_a_populated_sqlite_store_unless_forced(tmp_path, cli_output):
     from typer.testing import CliRunner
 
     from pipelines.cli import app
@@ -160,7 +160,7 @@ def test_restore_refuses_a_populated_sqlite_store_unless_forced(tmp_path, capsys
         restore(tmp_path / "b", bare)
 
     refused = CliRunner().invoke(app, ["restore", str(tmp_path / "b"), "--home", str(home.root)])
-    said = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    said = cli_output()
     assert refused.exit_code == 1 and "already holds data" in said and "pass --force" in said
     store = OperationalStore(home.operational_db_url)
     assert len(_account_ids(store)) == 21

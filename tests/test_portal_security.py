@@ -656,7 +656,7 @@ def test_lockout_holds_on_postgresql(postgres_url):
         store.dispose()
 
 
-def test_crm_user_unlock_lifts_a_lockout_and_keeps_the_password(env, capsys):
+def test_crm_user_unlock_lifts_a_lockout_and_keeps_the_password(env, cli_output):
     """An admin lifts a lockout with `crm user unlock` without resetting the password: the old password
     signs in again, the failure count starts again, open sessions go on (the sign-in's version stays)."""
     from typer.testing import CliRunner
@@ -675,9 +675,9 @@ def test_crm_user_unlock_lifts_a_lockout_and_keeps_the_password(env, capsys):
     with pytest.raises(SignInLocked):
         users.sign_in("unlockme", PASSWORD)
 
-    def unlock(name: str) -> tuple[int, str]:  # the CLI's console writes to the process's stdout
+    def unlock(name: str) -> tuple[int, str]:
         code = CliRunner().invoke(app, ["user", "unlock", name, "--home", str(home.root)]).exit_code
-        return code, " ".join(capsys.readouterr().out.split())
+        return code, cli_output()
 
     code, out = unlock("unlockme")
     assert code == 0 and "unlockme unlocked (it was locked until" in out, out

@@ -88,7 +88,8 @@ def test_screenshot_every_page_as_admin(portal, browser):
     context, page = _sign_in(browser, url, "admin", height=4000)
     for name in PAGES:
         _open(page, url, name)
-        assert page.locator("[data-testid='stException']").count() == 0, name
+        errors = page.locator("[data-testid='stException']")
+        assert errors.count() == 0, f"{name}: {' | '.join(e.inner_text()[:800] for e in errors.all())}"
         assert page.locator("h1").first.is_visible(), name
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     context.close()
