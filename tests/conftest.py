@@ -330,3 +330,27 @@ def cli_output(monkeypatch):
         return said
 
     return read
+
+
+def portal_store_copy(portal_home, folder):
+    """A private copy of the portal home's operational store, with the environment pointing the portal at
+    it (CRM_HOME, CRM_OPERATIONAL_DB_URL): for tests that write sign-ins, lockouts and records without
+    touching the shared home. A generator: use it as the body of a module-scoped fixture."""
+    import sqlite3
+
+    from pipelines.lib.store import OperationalStore
+
+    copy = folder / "operational.db"
+    with sqlite3.connect(portal_home.operational_db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    url = f"sqlite:///{copy}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CRM_HOME", str(portal_home.root))
+    mp.setenv("CRM_OPERATIONAL_DB_URL", url)
+    store = OperationalStore(url)
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.dispose()
+        mp.undo()

@@ -13,12 +13,12 @@ import html
 import inspect
 import io
 import re
-import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import portal_store_copy
 from streamlit.testing.v1 import AppTest
 
 from app.auth import viewer_for
@@ -32,18 +32,8 @@ PASSWORD = "security-test-pw"
 
 @pytest.fixture(scope="module")
 def env(portal_home, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("security_store") / "operational.db"
-    with sqlite3.connect(portal_home.operational_db) as source, sqlite3.connect(copy) as target:
-        source.backup(target)
-    url = f"sqlite:///{copy}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CRM_HOME", str(portal_home.root))
-    mp.setenv("CRM_OPERATIONAL_DB_URL", url)
-    store = OperationalStore(url)
-    store.migrate()
-    yield portal_home, store
-    store.dispose()
-    mp.undo()
+    for store in portal_store_copy(portal_home, tmp_path_factory.mktemp("security_store")):
+        yield portal_home, store
 
 
 def _viewer(store, username):

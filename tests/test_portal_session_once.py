@@ -8,17 +8,16 @@ the check still ends a disabled sign-in's session on the very next run of any pa
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import portal_store_copy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
 from app.auth import viewer_for
 from pipelines.lib.portal_users import PortalUsers
-from pipelines.lib.store import OperationalStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 PAGES = ["app_pages/overview.py", "app_pages/funnel.py", "app_pages/records.py", "app_pages/leads.py",
@@ -30,18 +29,7 @@ TEAM_QUERY = "SELECT user_id FROM users WHERE team_id"
 
 @pytest.fixture(scope="module")
 def env(portal_home, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("session_once_store") / "operational.db"
-    with sqlite3.connect(portal_home.operational_db) as source, sqlite3.connect(copy) as target:
-        source.backup(target)
-    url = f"sqlite:///{copy}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CRM_HOME", str(portal_home.root))
-    mp.setenv("CRM_OPERATIONAL_DB_URL", url)
-    store = OperationalStore(url)
-    store.migrate()
-    yield store
-    store.dispose()
-    mp.undo()
+    yield from portal_store_copy(portal_home, tmp_path_factory.mktemp("session_once_store"))
 
 
 @pytest.fixture
