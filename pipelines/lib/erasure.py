@@ -299,12 +299,25 @@ def _person_keys(con: duckdb.DuckDBPyConnection | None, store: OperationalStore,
 
 
 def _ids_by_identifiers(con: duckdb.DuckDBPyConnection | None, home: CrmHome, keys: PersonKeys,
-                        contract: Contract) -> dict[str, set[str]]:
-    """Ids of landing and quarantined rows that carry the person's identifiers, whatever their id."""
+                        contract: Contract, store: OperationalStore | None = None) -> dict[str, set[str]]:
+    """Ids of store, landing and quarantined rows that carry the person's identifiers, whatever their id.
+
+    The store is searched too, by email and phone only: a lead that was never converted, or a contact
+    entered again under another account, names the same person without referring to any of their records.
+    A name, even with its city, is not enough to delete a record of the system of record: namesakes are
+    common there, while in landing files and the quarantine it only finds copies of rows already matched."""
     found: dict[str, set[str]] = {}
     if not keys:
         return found
     for ent in _personal_entities(contract):
+        if store is not None and ent.in_store:
+            columns = [ent.primary_key, *[c for c in ("email", "phone") if c in ent.column_names]]
+            with store.engine.connect() as conn:
+                rows = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {ent.name}")  # noqa: S608
+                for row in rows:
+                    record = dict(zip(columns, row, strict=True))
+                    if record[ent.primary_key] and keys.matches_record(record):
+                        found.setdefault(ent.name, set()).add(str(record[ent.primary_key]))
         if not ent.in_landing:
             continue
         for path in _landing_files(home, ent.name):
@@ -348,7 +361,7 @@ def _plan(home: CrmHome, account_id: str, customer_hash: str, actor: str, contra
             ids["accounts"] = _identity_group(con, ids["accounts"])
             _expand(con, store, ids, contract)
             keys = _person_keys(con, store, home, ids, contract)
-            more = {e: v - ids[e] for e, v in _ids_by_identifiers(con, home, keys, contract).items()}
+            more = {e: v - ids[e] for e, v in _ids_by_identifiers(con, home, keys, contract, store).items()}
             if not any(more.values()):
                 break
             for entity, values in more.items():

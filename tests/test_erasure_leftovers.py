@@ -1,4 +1,6 @@
-"""A resent export with a malformed line of an erased customer must not bring the person back.
+"""What of an erased customer the first erasure design left behind: malformed resent lines, unconverted leads.
+
+A resent export with a malformed line of an erased customer must not bring the person back.
 
 Tombstones used to apply only to rows the reader could parse; a malformed line went to the quarantine with
 its raw text, and so with the person's name, email and phone."""
@@ -50,3 +52,33 @@ def test_a_resent_malformed_row_of_an_erased_customer_does_not_reach_the_quarant
     assert "jana" not in text_of_quarantine and "601 222 333" not in text_of_quarantine
     assert [q[0] for q in quarantine] == ["ACC-3"]  # a malformed row of someone else stays quarantined
     assert log == [(3, 1, 1, 0, 1)]  # every physical row accounted for: loaded + quarantined + erased
+
+
+def test_an_unconverted_lead_with_the_customers_email_is_erased_with_them(tmp_path):
+    """A lead that was never converted refers to none of the customer's records, yet names them: erasure
+    finds it by email (and phone) in the store. A lead of a namesake with other contact details stays."""
+    from pipelines.lib.erasure import erase_customer
+
+    home = CrmHome(tmp_path / "home").ensure()
+    store = OperationalStore(home.operational_db_url)
+    store.migrate()
+    store.create("accounts", {"account_id": "ACC-1", "account_name": "Jana Novakova", "account_type": "B2C",
+                              "country": "CZ", "region": "east", "source_system": "webshop",
+                              "email": "jana.novakova@mail.example", "city": "Brno"}, "U0")
+    lead = {"lead_source": "web", "status": "new"}
+    store.create("leads", {**lead, "lead_id": "L-1", "first_name": "Jana", "last_name": "Novakova",
+                           "email": "Jana.Novakova@mail.example"}, "U0")
+    store.create("leads", {**lead, "lead_id": "L-2", "first_name": "Jana", "last_name": "Novakova",
+                           "email": "jana.n@other.example"}, "U0")
+    store.dispose()
+
+    erase_customer(home, "ACC-1")
+
+    store = OperationalStore(home.operational_db_url)
+    try:
+        with store.engine.connect() as conn:
+            leads = [r[0] for r in conn.exec_driver_sql("SELECT lead_id FROM leads ORDER BY lead_id")]
+    finally:
+        store.dispose()
+    assert leads == ["L-2"]
+    assert b"jana.novakova@mail.example" not in home.operational_db.read_bytes().lower()
