@@ -1,6 +1,6 @@
 """Every write the portal makes, with the role rules enforced here (not only by hiding widgets).
 
-Writes go to the operational store (ARCHITECTURE.md point 3), which validates against the contract, checks
+Writes go to the operational store (architecture rule 3 in docs), which validates against the contract, checks
 the version the editor loaded (a stale edit raises `StaleEditError`), records a stage event when a deal's
 stage changes and writes the audit row in the same transaction. This module adds who may do what:
 

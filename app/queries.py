@@ -1,6 +1,6 @@
 """Every read the portal makes, with the viewer's scope applied in SQL and personal data masked here.
 
-Analysis comes from the published snapshot only (ARCHITECTURE.md point 2): one read-only DuckDB connection
+Analysis comes from the published snapshot only (architecture rule 2 in docs): one read-only DuckDB connection
 per snapshot file, re-opened when the `CURRENT` pointer moves, with external access disabled. Records being
 edited come from the operational store, uncached, so an edit shows at once.
 
@@ -421,7 +421,7 @@ def deals(viewer: Viewer, filters: dict[str, Any] | None = None, stage: str | No
 
 
 # --- pipeline and forecast --------------------------------------------------------------------------------
-#: scores tables of the ML engineer's models (models/jobs.py), published with the marts.
+#: scores tables of the models (models/jobs.py), published with the marts.
 CHURN = "scores.churn_scores"
 CLV = "scores.clv_scores"
 NBP = "scores.next_best_product"

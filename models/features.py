@@ -1,6 +1,6 @@
 """Features computed from the marts as of a cut-off month, so training and backtests never see the future.
 
-Models read marts only (docs/architecture.md, rule 7). A cut-off is the first day of a month: features use the
+Models read marts only (architecture rule 7 in docs). A cut-off is the first day of a month: features use the
 complete months before it, labels the months from it on. Everything is plain polars so the same code
 serves training at many past cut-offs, backtests and scoring at the latest month.
 """

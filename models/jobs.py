@@ -5,7 +5,7 @@ Training backtests each model, grades it, saves a new version in the registry (C
 and records it in `scores.model_registry`. Scoring loads each model's current version, scores the latest
 data and writes `scores.*` with the model version; every sales forecast is also appended to
 `scores.forecast_history` and past forecasts are scored against what happened in `scores.forecast_accuracy`.
-Models read marts only (docs/architecture.md, rule 7).
+Models read marts only (architecture rule 7 in docs).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def restore_cmd(
     console.print(f"Restored {len(files)} files into [bold]{target.root}[/bold].")
 
 
-# --- ingest / pipeline runs (issue 3) ---------------------------------------------------------------
+# --- ingest / pipeline runs -----------------------------------------------------------------
 @app.command("run")
 def run_cmd(
     home: Path = HomeOption,
@@ -194,7 +194,7 @@ def import_cmd(
         console.print(f"Report written to [bold]{write_report(result, report)}[/bold]")
 
 
-# --- portal (issue 6) -------------------------------------------------------------------------------------
+# --- portal ---------------------------------------------------------------------------------------
 user_app = typer.Typer(help="Portal sign-ins: who may use the portal and with which role.")
 app.add_typer(user_app, name="user")
 
@@ -336,7 +336,7 @@ def up_cmd(
     _serve_portal(target, port, address)
 
 
-# --- models (issue 5) -----------------------------------------------------------------------------------
+# --- models -------------------------------------------------------------------------------------
 @app.command("train")
 def train_cmd(
     home: Path = HomeOption,

@@ -3,7 +3,7 @@
 Each concern contributes one `Definitions` object from `pipelines/defs/<concern>/__init__.py`; to add
 yours, import it and append it to `CONCERNS` - nothing else here needs to change. This module owns what
 is platform-wide: the shared `crm_home` resource, the in-process executor (DuckDB steps must run in one
-process: one writer, docs/architecture.md, rule 1), the full-build job over every asset and its nightly
+process: one writer, architecture rule 1 in docs), the full-build job over every asset and its nightly
 schedule.
 """
 

@@ -1,4 +1,4 @@
-"""Backup and restore of an installation's stores (CAPABILITIES.md C6).
+"""Backup and restore of an installation's stores.
 
 A backup is a folder holding a consistent copy of the operational store, the warehouse, the current
 published snapshot and the model artifacts, plus `backup.json` with every file's sha256. It can be taken

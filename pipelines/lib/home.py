@@ -1,4 +1,4 @@
-"""One home folder holds all state of an installation (docs/architecture.md, rule 8).
+"""One home folder holds all state of an installation (architecture rule 8 in docs).
 
 Everything the platform writes lives below `CRM_HOME`, so tests, backups, erasure and the benchmark
 each work on a folder of their own. URLs come from environment variables with embedded defaults.
@@ -61,7 +61,7 @@ class CrmHome:
 
     @property
     def warehouse(self) -> Path:
-        """The DuckDB file only pipeline runs write (docs/architecture.md, rule 1)."""
+        """The DuckDB file only pipeline runs write (architecture rule 1 in docs)."""
         return self.warehouse_dir / "warehouse.duckdb"
 
     @property

@@ -1,4 +1,4 @@
-"""Published snapshots: what the portal and notebooks read (docs/architecture.md, rule 2).
+"""Published snapshots: what the portal and notebooks read (architecture rule 2 in docs).
 
 A DuckDB file cannot be read while a pipeline run writes it, so readers never open the warehouse. After a
 successful build, `publish` copies the marts, the model scores and the data-quality tables into a new
@@ -124,7 +124,7 @@ class NoSnapshotError(RuntimeError):
 
 
 def connect_snapshot(home: CrmHome | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the current snapshot with external access disabled (docs/architecture.md, rule 6).
+    """A read-only connection to the current snapshot with external access disabled (architecture rule 6 in docs).
 
     Callers keep the connection for one consistent view; open a new one to see a newer snapshot.
     """

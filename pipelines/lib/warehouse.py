@@ -1,4 +1,4 @@
-"""The one place that opens the warehouse DuckDB file for writing (docs/architecture.md, rule 1).
+"""The one place that opens the warehouse DuckDB file for writing (architecture rule 1 in docs).
 
 A DuckDB file has one writing process at a time and a second process cannot even open it read-only while
 the writer holds it. Pipeline runs are serialised by Dagster (one `warehouse` pool slot); this module adds

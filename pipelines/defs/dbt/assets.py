@@ -4,7 +4,7 @@ Asset keys: dbt sources of the `raw` schema map to `["raw", <entity>]`, the keys
 every staging model hangs off the asset that loads its table; models are keyed `[<schema>, <model>]`
 (e.g. `["marts", "dim_customer_360"]`, `["intermediate", "int_customers_resolved"]`) and grouped by their
 folder (`dbt_marts_customers`, `dbt_staging_crm`, ...). The dbt step joins the warehouse pool: it writes
-the same DuckDB file as ingestion (one writer, docs/architecture.md, rule 1).
+the same DuckDB file as ingestion (one writer, architecture rule 1 in docs).
 """
 
 from collections.abc import Mapping

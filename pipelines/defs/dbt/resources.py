@@ -3,7 +3,7 @@
 The manifest is produced by `dbt parse` on demand (`ensure_manifest`), so definitions load in tests,
 `crm run` and `dagster dev` alike without a separate build step; it is re-parsed when any project file
 is newer than it. The warehouse path is not part of the project: `profiles.yml` reads `CRM_WAREHOUSE`,
-which `warehouse_env` points at the run's CRM home (docs/architecture.md, rule 8).
+which `warehouse_env` points at the run's CRM home (architecture rule 8 in docs).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pipelines.lib.warehouse import warehouse_writer
 
 
 class CrmHomeResource(dg.ConfigurableResource):
-    """The installation folder (docs/architecture.md, rule 8); empty means $CRM_HOME or the default home.
+    """The installation folder (architecture rule 8 in docs); empty means $CRM_HOME or the default home.
 
     Shared by every concern (ingest, dbt, ML, publish) under the resource key `crm_home`.
     """

@@ -5,7 +5,7 @@ older than a week (or missing); the weekly `ml_training` schedule forces a retra
 scores the latest marts with the current versions and writes the `scores` schema (churn_scores,
 sales_forecast, forecast_history, forecast_accuracy, win_probability, weighted_pipeline,
 next_best_product, model_registry), which the publish step copies into the readers' snapshot.
-Both write the warehouse, so both join the warehouse pool (one writer, docs/architecture.md, rule 1); the
+Both write the warehouse, so both join the warehouse pool (one writer, architecture rule 1 in docs); the
 bodies are the plain functions of models/jobs.py that tests call without Dagster.
 """
 

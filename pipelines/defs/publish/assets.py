@@ -1,4 +1,4 @@
-"""Publishing: the last step of a full build (docs/architecture.md, rule 2).
+"""Publishing: the last step of a full build (architecture rule 2 in docs).
 
 After every dbt model and the model scores are materialised, the marts, scores and data-quality tables are
 copied into a new read-only snapshot and readers are switched to it atomically (`pipelines.lib.snapshot`).

@@ -1,4 +1,4 @@
-"""The operational store: the system of record for editable CRM entities (ARCHITECTURE.md point 3).
+"""The operational store: the system of record for editable CRM entities (architecture rule 3 in docs).
 
 SQLite (WAL mode) by default, PostgreSQL by URL; the same migrations create the same schema in both
 (a migration named `NNNN_name.sqlite.sql` / `NNNN_name.postgresql.sql` is the one dialect's version of
