@@ -25,7 +25,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,15 @@ from sqlalchemy.engine import Connection, Engine
 from pipelines.contract import Contract, Entity
 from pipelines.lib.settings import Settings, load_settings
 from pipelines.lib.store.validation import RecordValidationError, validate_record
+from pipelines.lib.store.values import (  # noqa: F401 - part of the store's interface
+    RecordNotFoundError,
+    StaleEditError,
+    _as_text,
+    _ident,
+    _jsonable,
+    _normalise,
+    _now,
+)
 
 if TYPE_CHECKING:
     from pipelines.lib.home import CrmHome
@@ -52,14 +61,6 @@ IDENTITY_MIGRATION = "0006_store_identity"
 
 __all__ = ["OperationalStore", "StaleEditError", "RecordValidationError", "RecordNotFoundError",
            "mask_password", "store_location"]
-
-
-class StaleEditError(RuntimeError):
-    """Someone saved the record after the editor loaded it; the edit must be redone on fresh data."""
-
-
-class RecordNotFoundError(LookupError):
-    """The record to change does not exist (or was erased)."""
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -79,31 +80,6 @@ def store_location(url: str) -> str:
     if url.startswith("sqlite:///"):
         return url.split(":///", 1)[1]
     return mask_password(url)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _as_text(value: Any) -> str | None:
-    """Render a stored value the way landing files carry it, so ingestion validates both alike."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat(sep="T", timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 class OperationalStore:
@@ -489,14 +465,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-def _ident(name: str) -> str:
-    """Table names come from the contract only; refuse anything else outright."""
-    if not _IDENT.match(name):
-        raise ValueError(f"not a valid table name: {name!r}")
-    return name
 
 
 def _migrations(dialect: str) -> list[tuple[str, Path]]:
@@ -527,19 +495,3 @@ def _python_rows(frame: pl.DataFrame, entity: Entity) -> Iterable[tuple]:
         else:
             casts.append(pl.col(name))
     return frame.select(casts).iter_rows()
-
-
-def _normalise(row: dict[str, Any], entity: Entity) -> dict[str, Any]:
-    """Make values read back from SQLite and PostgreSQL look the same (bool, ISO text timestamps)."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key in entity.column_names:
-            col_type = entity.column(key).type
-            if col_type == "boolean" and value is not None:
-                value = bool(value) if not isinstance(value, str) else value.lower() in ("1", "true")
-            elif col_type in ("timestamp", "date"):
-                value = _as_text(value)
-                if isinstance(value, str) and col_type == "timestamp":
-                    value = value.replace(" ", "T")[:19]
-        out[key] = value
-    return out

@@ -26,6 +26,7 @@ from pipelines.contract import Entity
 from pipelines.contract.validate import ROW, to_text
 from pipelines.lib.erasure import drop_erased, load_tombstones
 from pipelines.lib.ingest.checks import LINE, PARENT_SCHEMA, QUARANTINE_SCHEMA, SRC, KnownIds, check_batch
+from pipelines.lib.store.values import StaleEditError, _ident, _normalise, _now
 
 if TYPE_CHECKING:
     from pipelines.lib.store import OperationalStore
@@ -70,7 +71,6 @@ def upsert_frame(store: OperationalStore, entity: Entity, frame: pl.DataFrame, a
     `pending_ids`: ids of other entities this import writes too (a dry run has not written them, so
     references to them count as existing).
     """
-    from pipelines.lib.store import _now
 
     result = UpsertResult(entity.name, source, rows_read=frame.height)
     now = _now().strftime("%Y-%m-%dT%H:%M:%S")
@@ -166,7 +166,6 @@ def _db_values(entity: Entity, typed: pl.DataFrame) -> list[dict[str, Any]]:
 
 def _comparable(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
     """A record's values as read back from either database, without `updated_at` and `version`."""
-    from pipelines.lib.store import _normalise
 
     row = _normalise({k: v for k, v in record.items() if k in entity.column_names}, entity)
     out = {}
@@ -185,7 +184,6 @@ def _comparable(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
 def _write_batch(store: OperationalStore, entity: Entity, records: list[dict[str, Any]],
                  lines: list[int | None], actor: str, dry_run: bool, result: UpsertResult) -> None:
     """Compare one batch with the stored records and write the new and changed ones in one transaction."""
-    from pipelines.lib.store import StaleEditError, _ident
 
     pk, updated_at = entity.primary_key, entity.updated_at
     table = _ident(entity.name)
@@ -262,7 +260,6 @@ class _DeferredInserts:
 
 def _stored(conn, entity: Entity, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored records (with `version`) of `ids`, normalised as `get` returns them."""
-    from pipelines.lib.store import _normalise
 
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), _IN_CHUNK):

@@ -16,6 +16,7 @@ import polars as pl
 
 from pipelines.contract import Entity
 from pipelines.contract.validate import ROW, describe_fault, validate_frame
+from pipelines.lib.store.values import _as_text
 
 
 class RecordValidationError(ValueError):
@@ -27,8 +28,6 @@ class RecordValidationError(ValueError):
 
 
 def _text(value: Any) -> str | None:
-    from pipelines.lib.store import _as_text
-
     return _as_text(value)
 
 
