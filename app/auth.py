@@ -251,7 +251,7 @@ def sign_in_page() -> None:
         try:
             viewer = sign_in(operational_store(), username, password)
         except SignInRefused as exc:
-            from app.ui import plain
+            from app.plain_text import plain
 
             st.error(plain(str(exc)), icon=":material/lock:")
             return

@@ -3,7 +3,6 @@ and `plain`, which every record value goes through before it reaches Markdown.""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -13,25 +12,11 @@ import streamlit as st
 from app import queries
 from app.auth import Viewer, page_run_viewer
 from app.export import download_buttons
+from app.plain_text import plain  # noqa: F401 - pages call ui.plain
+
 
 #: ASCII punctuation Markdown (GFM plus Streamlit's directives, emoji codes and LaTeX) can act on; CommonMark
 #: lets a backslash make any of them literal.
-_MARKDOWN_ACTIVE = re.compile(r"""([\\`*_{}\[\]()#+\-.!|<>~:$&@^=])""")
-
-
-def plain(value: Any) -> str:
-    """A data value as literal text inside Markdown (headers, captions, metrics, messages, st.table cells).
-
-    Record values are typed by people and imported from other systems: a customer named
-    `![x](https://evil.example/p.png)` or `[pay here](javascript:...)` must show those characters, not an
-    image or a link, and a typed URL or e-mail address must not become clickable. Line breaks become
-    spaces (they could start a new Markdown block).
-    """
-    if value is None:
-        return "–"
-    return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(str(value).split()))
-
-
 def page_viewer(needs_snapshot: bool = True) -> Viewer:
     """The signed-in viewer as the entry script checked it in this run (one session check per run);
     stops the page with a clear note when there is nothing to show yet."""
